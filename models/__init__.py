@@ -1,0 +1,1 @@
+"""Model lifecycle: training, registry, artifacts, explainers and fairness maths."""

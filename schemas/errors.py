@@ -1,0 +1,55 @@
+"""The scorer's exception tree.
+
+Every error the scorer raises on purpose derives from :class:`ScorerError`, so a caller
+can catch one type. Errors of the layers below (librdkafka, the filesystem, pickle, skops)
+are translated at the boundary with ``raise ... from exc``, keeping the original as cause::
+
+    ScorerError
+    ├── ConfigError            a setting is missing or invalid
+    ├── BrokerError            the Kafka broker cannot be started, stopped or reached
+    ├── TopicSpecError         infra/topics.yaml is invalid, or a topic cannot be applied
+    ├── ContractError          a record does not satisfy its schema
+    ├── RegistryError          the model registry cannot do what was asked
+    │   ├── ModelNotFound      no such model, version or alias
+    │   └── ArtifactIntegrityError
+    │                          an artifact's bytes do not match its manifest
+    └── ScoringError           a model could not score a batch
+"""
+
+from __future__ import annotations
+
+
+class ScorerError(Exception):
+    """Root of every error the scorer raises on purpose."""
+
+
+class ConfigError(ScorerError):
+    """A setting is missing or invalid."""
+
+
+class BrokerError(ScorerError):
+    """The Kafka broker cannot be started, stopped or reached."""
+
+
+class TopicSpecError(ScorerError):
+    """The topic specification is invalid, or a topic cannot be created or altered."""
+
+
+class ContractError(ScorerError):
+    """A record does not satisfy its contract."""
+
+
+class RegistryError(ScorerError):
+    """The model registry cannot do what was asked."""
+
+
+class ModelNotFound(RegistryError):
+    """No such model, version or alias in the registry."""
+
+
+class ArtifactIntegrityError(RegistryError):
+    """An artifact's bytes do not match the sha256 recorded in its manifest."""
+
+
+class ScoringError(ScorerError):
+    """A model failed to score a batch."""

@@ -1,0 +1,1 @@
+"""Stream processors of the scorer and their runtime: engines, broker, monitors, CLI."""

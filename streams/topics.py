@@ -1,0 +1,184 @@
+"""Topic specifications (``infra/topics.yaml``) and their idempotent application.
+
+``apply_topics`` creates missing topics, adds partitions where the spec asks for more, and
+sets the configuration values the spec lists. It never deletes a topic, never lowers a
+partition count (Kafka cannot) and leaves unlisted configuration alone, so a second run
+changes nothing and says so.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import (
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    NewPartitions,
+    NewTopic,
+    ResourceType,
+)
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from schemas.errors import TopicSpecError
+from streams.paths import infra_dir
+from streams.settings import Settings
+
+ADMIN_TIMEOUT_S = 30.0
+
+
+class TopicSpec(BaseModel):
+    """One topic as declared in the spec file; ``name`` is resolved through the settings."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    setting: str
+    key: str
+    value: str
+    description: str = ""
+    partitions: int = Field(ge=1)
+    replication_factor: int = Field(ge=1)
+    config: dict[str, str] = Field(default_factory=dict)
+
+
+def default_topics_file() -> Path:
+    return infra_dir() / "topics.yaml"
+
+
+def load_topic_specs(settings: Settings, path: Path | None = None) -> list[TopicSpec]:
+    """Read the spec file; topic names follow the settings (``SCORER_TOPIC_<NAME>``)."""
+    path = path or settings.topics_file or default_topics_file()
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise TopicSpecError(f"cannot read {path}: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise TopicSpecError(f"{path} is not valid YAML: {exc}") from exc
+    if not isinstance(document, dict) or not isinstance(document.get("topics"), dict):
+        raise TopicSpecError(f"{path}: expected a mapping with a 'topics' section")
+    defaults = document.get("defaults") or {}
+    specs = []
+    for declared, body in document["topics"].items():
+        fields: dict[str, Any] = {**defaults, **(body or {})}
+        setting = fields.get("setting")
+        if not hasattr(settings, str(setting)):
+            raise TopicSpecError(f"{path}: topic {declared!r} names unknown setting {setting!r}")
+        fields["name"] = getattr(settings, str(setting))
+        fields["config"] = {k: str(v) for k, v in (fields.get("config") or {}).items()}
+        try:
+            specs.append(TopicSpec.model_validate(fields))
+        except ValidationError as exc:
+            raise TopicSpecError(f"{path}: topic {declared!r}: {exc}") from exc
+    return specs
+
+
+@dataclass(frozen=True)
+class TopicChange:
+    topic: str
+    action: str  # "created", "partitions", "config", "unchanged"
+    detail: str
+
+
+def apply_topics(admin: AdminClient, specs: list[TopicSpec]) -> list[TopicChange]:
+    """Bring the cluster's topics in line with ``specs``; report one change per topic."""
+    try:
+        metadata = admin.list_topics(timeout=ADMIN_TIMEOUT_S)
+    except KafkaException as exc:
+        raise TopicSpecError(f"cannot list topics: {exc.args[0]}") from exc
+    existing = {name: len(topic.partitions) for name, topic in metadata.topics.items()}
+    changes: list[TopicChange] = []
+    to_create = [s for s in specs if s.name not in existing]
+    if to_create:
+        futures = admin.create_topics(
+            [NewTopic(s.name, s.partitions, s.replication_factor, config=s.config)
+             for s in to_create],
+            operation_timeout=ADMIN_TIMEOUT_S,
+        )  # fmt: skip
+        for spec in to_create:
+            try:
+                futures[spec.name].result(timeout=ADMIN_TIMEOUT_S)
+            except KafkaException as exc:
+                if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                    raise TopicSpecError(f"create topic {spec.name} failed: {exc.args[0]}") from exc
+                # Created a moment ago, before our metadata showed it: update it instead.
+                topic = admin.list_topics(spec.name, timeout=ADMIN_TIMEOUT_S).topics[spec.name]
+                existing[spec.name] = len(topic.partitions)
+                continue
+            changes.append(
+                TopicChange(spec.name, "created", f"{spec.partitions} partitions, {spec.config}")
+            )
+    _await_visible(admin, [s.name for s in specs])
+    for spec in specs:
+        if spec.name in existing:
+            changes.extend(_update(admin, spec, existing[spec.name]))
+    return changes
+
+
+def _await_visible(admin: AdminClient, names: list[str]) -> None:
+    """Wait until every topic is in the broker's metadata with a leader for each partition.
+
+    A topic is created by the controller a moment before brokers serve it; producing to it,
+    or describing it, in that moment fails with UNKNOWN_TOPIC_OR_PART.
+    """
+    deadline = time.monotonic() + ADMIN_TIMEOUT_S
+    while True:
+        topics = admin.list_topics(timeout=ADMIN_TIMEOUT_S).topics
+        pending = [
+            n for n in names
+            if n not in topics or topics[n].error is not None
+            or any(p.leader < 0 for p in topics[n].partitions.values())
+        ]  # fmt: skip
+        if not pending:
+            return
+        if time.monotonic() > deadline:
+            raise TopicSpecError(f"topics not served by the broker after creation: {pending}")
+        time.sleep(0.1)
+
+
+def _update(admin: AdminClient, spec: TopicSpec, partitions: int) -> list[TopicChange]:
+    changes = []
+    if partitions < spec.partitions:
+        future = admin.create_partitions([NewPartitions(spec.name, spec.partitions)])
+        _wait(future[spec.name], f"add partitions to {spec.name}")
+        changes.append(TopicChange(spec.name, "partitions", f"{partitions} -> {spec.partitions}"))
+    resource = ConfigResource(ResourceType.TOPIC, spec.name)
+    current = _wait(admin.describe_configs([resource])[resource], f"describe {spec.name}")
+    drift = {k: v for k, v in spec.config.items() if k not in current or current[k].value != v}
+    if drift:
+        entries = [ConfigEntry(k, v, incremental_operation=AlterConfigOpType.SET)
+                   for k, v in drift.items()]  # fmt: skip
+        resource = ConfigResource(ResourceType.TOPIC, spec.name, incremental_configs=entries)
+        _wait(admin.incremental_alter_configs([resource])[resource], f"configure {spec.name}")
+        _await_config(admin, spec)
+        changes.append(TopicChange(spec.name, "config", f"set {drift}"))
+    if not changes:
+        changes.append(TopicChange(spec.name, "unchanged", "already as specified"))
+    return changes
+
+
+def _await_config(admin: AdminClient, spec: TopicSpec) -> None:
+    """Wait until the broker describes the topic with the values just set."""
+    resource = ConfigResource(ResourceType.TOPIC, spec.name)
+    deadline = time.monotonic() + ADMIN_TIMEOUT_S
+    while time.monotonic() < deadline:
+        current = _wait(admin.describe_configs([resource])[resource], f"describe {spec.name}")
+        if all(k in current and current[k].value == v for k, v in spec.config.items()):
+            return
+        time.sleep(0.1)
+    raise TopicSpecError(f"configuration of {spec.name} not applied after {ADMIN_TIMEOUT_S}s")
+
+
+def _wait(future: Any, what: str) -> Any:
+    try:
+        return future.result(timeout=ADMIN_TIMEOUT_S)
+    except KafkaException as exc:
+        raise TopicSpecError(f"{what} failed: {exc.args[0]}") from exc
+    except TimeoutError as exc:
+        raise TopicSpecError(f"{what} timed out after {ADMIN_TIMEOUT_S:.0f}s") from exc

@@ -1,0 +1,141 @@
+"""Shared fixtures.
+
+Integration tests (marked ``kafka``) get a real Apache Kafka broker from the session-scoped
+``kafka_bootstrap`` fixture: the local broker started once per run in a temporary folder on a
+free port, or the cluster named by ``KAFKA_BOOTSTRAP_SERVERS``. Factory fixtures hand out
+uniquely named topics and consumer groups, so tests never share state.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+from confluent_kafka import Consumer, Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from streams.localbroker import LocalBroker
+
+
+def free_port_pair() -> int:
+    """A port p such that p and p + 1 (the controller) are both free on loopback."""
+    for _ in range(50):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        if port >= 65535:
+            continue
+        with socket.socket() as second:
+            try:
+                second.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+        return int(port)
+    raise RuntimeError("no free pair of ports on 127.0.0.1")
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if external:
+        yield external
+        return
+    broker = LocalBroker(port=free_port_pair(), home=tmp_path_factory.mktemp("kafka"))
+    broker.up()
+    try:
+        yield broker.address
+    finally:
+        broker.down()
+
+
+@pytest.fixture(scope="session")
+def kafka_admin(kafka_bootstrap: str) -> AdminClient:
+    return AdminClient({"bootstrap.servers": kafka_bootstrap})
+
+
+@pytest.fixture
+def topic_factory(kafka_admin: AdminClient) -> Iterator[Callable[..., str]]:
+    """Create uniquely named topics; they are deleted when the test ends."""
+    created: list[str] = []
+
+    def create(prefix: str = "t", partitions: int = 3, config: dict[str, str] | None = None) -> str:
+        name = unique(prefix)
+        futures = kafka_admin.create_topics(
+            [NewTopic(name, partitions, 1, config=config or {})], operation_timeout=30
+        )
+        futures[name].result(timeout=30)
+        created.append(name)
+        return name
+
+    yield create
+    if created:
+        for future in kafka_admin.delete_topics(created, operation_timeout=30).values():
+            future.result(timeout=30)
+
+
+@pytest.fixture
+def group_id_factory() -> Callable[[], str]:
+    return lambda: unique("g")
+
+
+@pytest.fixture
+def producer_factory(kafka_bootstrap: str) -> Callable[..., Producer]:
+    def create(**config: object) -> Producer:
+        return Producer({"bootstrap.servers": kafka_bootstrap, **config})
+
+    return create
+
+
+@pytest.fixture
+def consumer_factory(
+    kafka_bootstrap: str, group_id_factory: Callable[[], str]
+) -> Iterator[Callable[..., Consumer]]:
+    """Consumers in fresh groups reading from the earliest offset; closed at the end."""
+    consumers: list[Consumer] = []
+
+    def create(**config: object) -> Consumer:
+        settings = {
+            "bootstrap.servers": kafka_bootstrap,
+            "group.id": group_id_factory(),
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+        settings.update({k.replace("_", "."): v for k, v in config.items()})
+        consumer = Consumer(settings)
+        consumers.append(consumer)
+        return consumer
+
+    yield create
+    for consumer in consumers:
+        consumer.close()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Everything under tests/integration talks to a broker: mark it ``kafka``."""
+    for item in items:
+        if "integration" in item.path.parts:
+            item.add_marker(pytest.mark.kafka)
+
+
+@pytest.fixture
+def drain() -> Callable[..., list]:
+    """Poll ``consumer`` until ``count`` messages arrived or ``timeout`` seconds passed."""
+    import time
+
+    def consume(consumer: Consumer, count: int, timeout: float = 30.0) -> list:
+        messages: list = []
+        deadline = time.monotonic() + timeout
+        while len(messages) < count and time.monotonic() < deadline:
+            for message in consumer.consume(num_messages=count - len(messages), timeout=0.5):
+                if message.error() is None:
+                    messages.append(message)
+        return messages
+
+    return consume
