@@ -1,0 +1,328 @@
+"""Publish the contracts: one JSON Schema file per record, and an AsyncAPI 3.0 document.
+
+The JSON Schemas (Draft 2020-12) describe what the scorer accepts for each record; consumers
+in other languages generate code from them. The AsyncAPI document describes every topic of
+``infra/topics.yaml`` from the scorer application's point of view: it *receives* on the
+topics whose records come from outside (events, feedback, model events) and *sends* on all
+the others. Channel ids are the topic ids of topics.yaml; a channel's address is the topic
+name actually configured (``SCORER_TOPIC_*``). Every ``$ref`` points inside the document.
+
+>>> from schemas.contracts import Feedback
+>>> schema = json_schema(Feedback)
+>>> schema["$schema"]
+'https://json-schema.org/draft/2020-12/schema'
+>>> schema["$id"], schema["title"]
+('urn:streaming-scorer:schema:Feedback:v1', 'Feedback')
+>>> schema["required"]
+['event_id', 'label', 'label_time']
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final, Protocol
+
+import yaml
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from schemas.contracts import CONTRACTS, LINEAGE_HEADERS, SCHEMA_VERSION
+from schemas.errors import ScorerError, TopicSpecError
+
+JSON_SCHEMA_DIALECT: Final = "https://json-schema.org/draft/2020-12/schema"
+SCHEMA_ID_PREFIX: Final = "urn:streaming-scorer:schema:"
+ASYNCAPI_VERSION: Final = "3.0.0"
+KAFKA_BINDING_VERSION: Final = "0.5.0"
+RECEIVED_CONTRACTS: Final = frozenset({"ScoringEvent", "Feedback", "ModelEvent"})
+"""Records the scorer consumes from outside; it produces every other contract."""
+HEADERS_SCHEMA: Final = "LineageHeaders"
+
+_HEADER_DESCRIPTIONS: Final = {
+    "event_id": "event_id of the input event the record derives from",
+    "model_name": "registered name of the model that produced the record",
+    "model_version": "registry version of that model, a decimal integer",
+    "model_sha256": "sha256 of the model artifact, 64 lowercase hex characters",
+    "schema_version": "schema_version of the record's value, a decimal integer",
+    "scorer_version": "version of the scorer that produced the record",
+}
+# Kafka binding 0.5.0 types these topic configurations; others stay in topics.yaml only.
+_INT_TOPIC_CONFIGS: Final = (
+    "retention.ms",
+    "retention.bytes",
+    "delete.retention.ms",
+    "max.message.bytes",
+)
+
+
+class ExportSettings(Protocol):
+    """What the export needs of :class:`streams.settings.Settings`, plus its topic names."""
+
+    @property
+    def bootstrap_servers(self) -> str: ...
+
+    @property
+    def group_id(self) -> str: ...
+
+    def kafka_config(self, **overrides: Any) -> dict[str, Any]: ...
+
+
+def package_version() -> str:
+    """The installed scorer's version, or ``0.0.0+unknown`` outside an installation."""
+    try:
+        return importlib.metadata.version("streaming-scorer")
+    except importlib.metadata.PackageNotFoundError:
+        return "0.0.0+unknown"
+
+
+def json_schema(contract: type[BaseModel]) -> dict[str, Any]:
+    """The standalone Draft 2020-12 JSON Schema of one contract."""
+    name = contract.__name__
+    schema = contract.model_json_schema(mode="validation")
+    return {
+        "$schema": JSON_SCHEMA_DIALECT,
+        "$id": f"{SCHEMA_ID_PREFIX}{name}:v{SCHEMA_VERSION}",
+        "title": name,
+        **{k: v for k, v in schema.items() if k != "title"},
+    }
+
+
+def write_json_schemas(out_dir: Path) -> list[Path]:
+    """Write ``<Contract>.schema.json`` for every contract; return the paths written."""
+    return [
+        _write_json(out_dir / f"{name}.schema.json", json_schema(contract))
+        for name, contract in CONTRACTS.items()
+    ]
+
+
+@dataclass(frozen=True)
+class _Topic:
+    id: str
+    address: str
+    key: str
+    value: str
+    description: str
+    partitions: int | None
+    replicas: int | None
+    config: dict[str, Any]
+
+
+def _load_topics(topics_file: Path, settings: ExportSettings) -> list[_Topic]:
+    try:
+        document = yaml.safe_load(topics_file.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise TopicSpecError(f"cannot read {topics_file}: {exc.strerror or exc}") from exc
+    except yaml.YAMLError as exc:
+        raise TopicSpecError(f"{topics_file}: not valid YAML: {exc}") from exc
+    if not isinstance(document, dict) or not isinstance(document.get("topics"), dict):
+        raise TopicSpecError(f"{topics_file}: expected a mapping with a 'topics' mapping")
+    defaults = document.get("defaults") or {}
+    if not isinstance(defaults, dict):
+        raise TopicSpecError(f"{topics_file}: 'defaults' must be a mapping")
+    topics = []
+    for topic_id, spec in document["topics"].items():
+        where = f"{topics_file}: topic {topic_id!r}"
+        if not isinstance(spec, dict):
+            raise TopicSpecError(f"{where}: expected a mapping")
+        for field in ("setting", "key", "value"):
+            if not isinstance(spec.get(field), str) or not spec[field]:
+                raise TopicSpecError(f"{where}: {field!r} must be a non-empty string")
+        if spec["value"] not in CONTRACTS:
+            raise TopicSpecError(
+                f"{where}: value {spec['value']!r} is not a contract; "
+                f"expected one of {', '.join(sorted(CONTRACTS))}"
+            )
+        address = getattr(settings, spec["setting"], None)
+        if not isinstance(address, str) or not address:
+            raise TopicSpecError(f"{where}: setting {spec['setting']!r} names no topic setting")
+        config = spec.get("config") or {}
+        if not isinstance(config, dict):
+            raise TopicSpecError(f"{where}: 'config' must be a mapping")
+        topics.append(
+            _Topic(
+                id=str(topic_id),
+                address=address,
+                key=spec["key"],
+                value=spec["value"],
+                description=str(spec.get("description") or ""),
+                partitions=_optional_int(where, "partitions", spec, defaults),
+                replicas=_optional_int(where, "replication_factor", spec, defaults),
+                config=config,
+            )
+        )
+    return topics
+
+
+def _optional_int(
+    where: str, field: str, spec: dict[str, Any], defaults: dict[str, Any]
+) -> int | None:
+    value = spec.get(field, defaults.get(field))
+    if value is None:
+        return None
+    if type(value) is not int or value < 1:
+        raise TopicSpecError(f"{where}: {field!r} must be a positive integer, got {value!r}")
+    return value
+
+
+def _topic_configuration(where: str, config: dict[str, Any]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for name, value in config.items():
+        if name == "cleanup.policy":
+            result[name] = [part.strip() for part in str(value).split(",") if part.strip()]
+        elif name in _INT_TOPIC_CONFIGS:
+            try:
+                result[name] = int(str(value))
+            except ValueError as exc:
+                raise TopicSpecError(f"{where}: config {name} must be an integer") from exc
+    return result
+
+
+def _pointer(*parts: str) -> str:
+    escaped = (part.replace("~", "~0").replace("/", "~1") for part in parts)
+    return "#/" + "/".join(escaped)
+
+
+def _camel(topic_id: str) -> str:
+    words = [w for w in topic_id.replace(".", "-").replace("_", "-").split("-") if w]
+    return "".join(w[:1].upper() + w[1:] for w in words)
+
+
+def _summary(contract: type[BaseModel]) -> str:
+    return (contract.__doc__ or contract.__name__).strip().splitlines()[0]
+
+
+def _headers_schema() -> dict[str, Any]:
+    return {
+        "type": "object",
+        "description": "Lineage headers of every record the scorer sends, as UTF-8 strings.",
+        "properties": {
+            name: {"type": "string", "description": _HEADER_DESCRIPTIONS[name]}
+            for name in LINEAGE_HEADERS
+        },
+    }
+
+
+def _servers(settings: ExportSettings) -> dict[str, Any]:
+    hosts = [h.strip() for h in settings.bootstrap_servers.split(",") if h.strip()]
+    security = str(settings.kafka_config().get("security.protocol", "")).upper()
+    protocol = "kafka-secure" if "SSL" in security or "SASL" in security else "kafka"
+    return {
+        ("kafka" if len(hosts) == 1 else f"kafka-{i}"): {
+            "host": host,
+            "protocol": protocol,
+            "description": "Kafka bootstrap server.",
+        }
+        for i, host in enumerate(hosts, start=1)
+    }
+
+
+def build_asyncapi(topics_file: Path, settings: ExportSettings) -> dict[str, Any]:
+    """The AsyncAPI 3.0.0 document of every topic in ``topics_file``, named per ``settings``."""
+    topics = _load_topics(topics_file, settings)
+    ref_template = _pointer("components", "schemas") + "/{model}"
+    _, definitions = models_json_schema(
+        [(contract, "validation") for contract in CONTRACTS.values()], ref_template=ref_template
+    )
+    schemas: dict[str, Any] = dict(definitions.get("$defs", {}))
+    schemas[HEADERS_SCHEMA] = _headers_schema()
+
+    keys_by_contract: dict[str, set[str]] = {}
+    sent = set()
+    for topic in topics:
+        keys_by_contract.setdefault(topic.value, set()).add(topic.key)
+        if topic.value not in RECEIVED_CONTRACTS:
+            sent.add(topic.value)
+
+    messages: dict[str, Any] = {}
+    channels: dict[str, Any] = {}
+    operations: dict[str, Any] = {}
+    for topic in topics:
+        contract = CONTRACTS[topic.value]
+        shared = len(keys_by_contract[topic.value]) == 1
+        message_id = topic.value if shared else f"{topic.value}.{topic.id}"
+        message: dict[str, Any] = {
+            "name": topic.value,
+            "title": topic.value,
+            "summary": _summary(contract),
+            "contentType": "application/json",
+            "payload": {"$ref": _pointer("components", "schemas", topic.value)},
+            "bindings": {
+                "kafka": {
+                    "key": {"type": "string", "description": f"Record key: {topic.key}."},
+                    "bindingVersion": KAFKA_BINDING_VERSION,
+                }
+            },
+        }
+        if topic.value in sent:
+            message["headers"] = {"$ref": _pointer("components", "schemas", HEADERS_SCHEMA)}
+        messages[message_id] = message
+
+        where = f"{topics_file}: topic {topic.id!r}"
+        kafka_binding: dict[str, Any] = {"topic": topic.address}
+        if topic.partitions is not None:
+            kafka_binding["partitions"] = topic.partitions
+        if topic.replicas is not None:
+            kafka_binding["replicas"] = topic.replicas
+        configuration = _topic_configuration(where, topic.config)
+        if configuration:
+            kafka_binding["topicConfiguration"] = configuration
+        kafka_binding["bindingVersion"] = KAFKA_BINDING_VERSION
+        channels[topic.id] = {
+            "address": topic.address,
+            "title": topic.id,
+            "description": topic.description,
+            "messages": {message_id: {"$ref": _pointer("components", "messages", message_id)}},
+            "bindings": {"kafka": kafka_binding},
+        }
+
+        receive = topic.value in RECEIVED_CONTRACTS
+        operation: dict[str, Any] = {
+            "action": "receive" if receive else "send",
+            "channel": {"$ref": _pointer("channels", topic.id)},
+            "summary": f"{'Consume' if receive else 'Produce'} {topic.value} records.",
+            "messages": [{"$ref": _pointer("channels", topic.id, "messages", message_id)}],
+        }
+        if receive:
+            operation["bindings"] = {
+                "kafka": {
+                    "groupId": {"type": "string", "enum": [settings.group_id]},
+                    "bindingVersion": KAFKA_BINDING_VERSION,
+                }
+            }
+        operations[f"{'receive' if receive else 'send'}{_camel(topic.id)}"] = operation
+
+    return {
+        "asyncapi": ASYNCAPI_VERSION,
+        "id": "urn:streaming-scorer",
+        "info": {
+            "title": "Streaming scorer",
+            "version": package_version(),
+            "description": (
+                "Explainable, monitored ML scoring on Apache Kafka. Operations are those of the "
+                "scorer: it receives events, feedback and model events, and sends the rest. "
+                "Payloads are JSON; their schemas are also published as JSON Schema files."
+            ),
+            "license": {"name": "Apache-2.0"},
+        },
+        "defaultContentType": "application/json",
+        "servers": _servers(settings),
+        "channels": channels,
+        "operations": operations,
+        "components": {"schemas": schemas, "messages": messages},
+    }
+
+
+def write_asyncapi(out_dir: Path, topics_file: Path, settings: ExportSettings) -> Path:
+    """Write ``asyncapi.json`` into ``out_dir`` and return its path."""
+    return _write_json(out_dir / "asyncapi.json", build_asyncapi(topics_file, settings))
+
+
+def _write_json(path: Path, document: dict[str, Any]) -> Path:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", "utf-8")
+    except OSError as exc:
+        raise ScorerError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    return path

@@ -1,0 +1,51 @@
+"""The topic spec file is read strictly; names follow the settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from schemas.contracts import CONTRACTS
+from schemas.errors import TopicSpecError
+from streams.settings import load_settings
+from streams.topics import load_topic_specs
+
+
+def test_every_design_topic_is_declared() -> None:
+    specs = {s.name: s for s in load_topic_specs(load_settings({}))}
+    assert set(specs) == {
+        "events",
+        "decisions",
+        "decisions.shadow",
+        "explanations",
+        "drift-alerts",
+        "fairness-reports",
+        "feedback",
+        "events.dlq",
+        "model-events",
+    }
+    assert specs["model-events"].config["cleanup.policy"] == "compact"
+    assert specs["events"].partitions == 6 and specs["events"].replication_factor == 1
+    assert all(spec.value in CONTRACTS for spec in specs.values())
+
+
+def test_names_follow_settings() -> None:
+    specs = load_topic_specs(load_settings({"SCORER_TOPIC_EVENTS": "loan-applications"}))
+    assert "loan-applications" in {s.name for s in specs}
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("topics: [1, 2]", "expected a mapping with a 'topics' section"),
+        ("topics:\n  x:\n    setting: nope\n", "names unknown setting 'nope'"),
+        ("topics:\n  x:\n    setting: topic_events\n    key: k\n    value: V\n", "partitions"),
+        ("topics: {", "not valid YAML"),
+    ],
+)
+def test_invalid_spec_files(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "topics.yaml"
+    path.write_text(text)
+    with pytest.raises(TopicSpecError, match=message):
+        load_topic_specs(load_settings({}), path)
