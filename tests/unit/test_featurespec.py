@@ -1,0 +1,92 @@
+"""The vectoriser turns valid events into rows and each invalid event into a named reject."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from models.featurespec import Feature, FeatureSpec
+from schemas.contracts import RejectReason
+
+SPEC = FeatureSpec(
+    features=[
+        Feature(name="income", kind="numeric"),
+        Feature(name="debt", kind="numeric", nullable=True, impute=3.5),
+        Feature(name="region", kind="categorical", categories=["n", "s", "7"]),
+        Feature(name="owner", kind="boolean"),
+    ]
+)
+GOOD = {"income": 10, "debt": 2.5, "region": "s", "owner": True}
+
+
+def test_columns_and_grouping() -> None:
+    assert SPEC.columns == [
+        "income",
+        "debt",
+        "debt__missing",
+        "region=n",
+        "region=s",
+        "region=7",
+        "owner",
+    ]
+    assert SPEC.column_feature.tolist() == [0, 1, 1, 2, 2, 2, 3]
+    contributions = np.arange(7.0).reshape(1, 7)
+    assert (contributions @ SPEC.grouping).tolist() == [[0.0, 3.0, 12.0, 6.0]]
+
+
+def test_valid_rows() -> None:
+    batch = SPEC.vectorise([GOOD, {**GOOD, "debt": None, "region": 7, "owner": False}])
+    assert batch.rows == [0, 1] and not batch.rejects
+    assert batch.X.tolist() == [
+        [10.0, 2.5, 0.0, 0.0, 1.0, 0.0, 1.0],
+        [10.0, 3.5, 1.0, 0.0, 0.0, 1.0, 0.0],
+    ]
+
+
+@pytest.mark.parametrize(
+    ("change", "reason", "detail"),
+    [
+        ({"income": None}, RejectReason.NULL_NOT_ALLOWED, "'income' may not be null"),
+        ({"income": math.nan}, RejectReason.NON_FINITE, "'income': nan is not finite"),
+        ({"income": math.inf}, RejectReason.NON_FINITE, "not finite"),
+        ({"income": True}, RejectReason.WRONG_TYPE, "expected a number, got bool"),
+        ({"income": "10"}, RejectReason.WRONG_TYPE, "expected a number, got str"),
+        ({"region": "w"}, RejectReason.UNKNOWN_CATEGORY, "unknown category 'w'"),
+        ({"region": 1.0}, RejectReason.WRONG_TYPE, "expected a category"),
+        ({"region": None}, RejectReason.WRONG_TYPE, "got NoneType"),
+        ({"owner": 1}, RejectReason.WRONG_TYPE, "expected a boolean, got int"),
+        ({"extra": 1}, RejectReason.UNKNOWN_FEATURE, "['extra']"),
+    ],
+)
+def test_each_invalid_event_is_rejected_alone(
+    change: dict[str, object], reason: RejectReason, detail: str
+) -> None:
+    bad = {**GOOD, **change}
+    batch = SPEC.vectorise([GOOD, bad, GOOD])
+    assert batch.rows == [0, 2]
+    assert len(batch.rejects) == 1
+    reject = batch.rejects[0]
+    assert reject.index == 1 and reject.reason is reason and detail in reject.detail
+
+
+def test_missing_feature() -> None:
+    batch = SPEC.vectorise([{k: v for k, v in GOOD.items() if k != "owner"}])
+    assert batch.X.shape == (0, 7)
+    assert batch.rejects[0].reason is RejectReason.MISSING_FEATURE
+    assert "['owner']" in batch.rejects[0].detail
+
+
+@pytest.mark.parametrize(
+    "features",
+    [
+        [{"name": "a", "kind": "categorical"}],
+        [{"name": "a", "kind": "numeric", "categories": ["x"]}],
+        [{"name": "a", "kind": "numeric"}, {"name": "a", "kind": "boolean"}],
+        [{"name": "a", "kind": "boolean", "nullable": True}],
+    ],
+)
+def test_invalid_specs(features: list[dict[str, object]]) -> None:
+    with pytest.raises(ValueError):
+        FeatureSpec.model_validate({"features": features})
