@@ -136,47 +136,68 @@ class FeatureSpec(BaseModel):
         return matrix
 
     @cached_property
-    def _plan(self) -> list[tuple[str, FeatureKind, int, Any]]:
-        plan: list[tuple[str, FeatureKind, int, Any]] = []
+    def _name_set(self) -> frozenset[str]:
+        return frozenset(self.names)
+
+    @cached_property
+    def _plan(self) -> list[tuple[Feature, int, dict[Any, int]]]:
+        """Per feature: the feature, its first column, and (categorical) value -> column.
+
+        Integer keys are added for categories written as decimal integers, so that ``3`` and
+        ``"3"`` find the same column without converting every value.
+        """
+        plan = []
         offset = 0
         for f in self.features:
-            if f.kind is FeatureKind.CATEGORICAL:
-                lookup = {c: offset + j for j, c in enumerate(f.categories)}
-                plan.append((f.name, f.kind, offset, lookup))
-            else:
-                plan.append((f.name, f.kind, offset, f.impute if f.nullable else None))
+            lookup: dict[Any, int] = {}
+            for j, category in enumerate(f.categories):
+                lookup[category] = offset + j
+                if category.lstrip("-").isdigit() and str(int(category)) == category:
+                    lookup[int(category)] = offset + j
+            plan.append((f, offset, lookup))
             offset += len(f.column_names())
         return plan
 
     def vectorise(self, events: Sequence[Mapping[str, Any]]) -> VectorisedBatch:
-        """Turn feature mappings into a float64 matrix; invalid events become rejects."""
-        names = set(self.names)
-        width = len(self.columns)
-        plan = self._plan
-        rows: list[list[float]] = []
-        kept: list[int] = []
+        """Turn feature mappings into a float64 matrix; invalid events become rejects.
+
+        Works column by column: each feature's values are checked and converted for the
+        whole batch at once, and only a column holding an unexpected type is walked value by
+        value. An event is rejected for the first invalid feature in spec order.
+        """
+        names = self._name_set
+        keyed = [i for i, features in enumerate(events) if features.keys() == names]
         rejects: list[Reject] = []
-        for index, features in enumerate(events):
-            if features.keys() != names:
-                rejects.append(self._key_mismatch(index, features, names))
-                continue
-            row = [0.0] * width
-            problem = None
-            for name, kind, offset, extra in plan:
-                value = features[name]
-                problem = _fill(row, name, kind, offset, extra, value)
-                if problem is not None:
-                    break
-            if problem is not None:
-                rejects.append(Reject(index, problem[0], problem[1]))
-                continue
-            rows.append(row)
-            kept.append(index)
-        X = np.array(rows, dtype=np.float64) if rows else np.empty((0, width))
-        return VectorisedBatch(X=X, rows=kept, rejects=rejects)
+        if len(keyed) < len(events):
+            keyed_set = set(keyed)
+            rejects = [
+                self._key_mismatch(i, events[i], names)
+                for i in range(len(events))
+                if i not in keyed_set
+            ]
+        rows = [events[i] for i in keyed]
+        X = np.zeros((len(rows), len(self.columns)))
+        problems: dict[int, tuple[RejectReason, str]] = {}
+        for feature, offset, lookup in self._plan:
+            values = [row[feature.name] for row in rows]
+            if feature.kind is FeatureKind.NUMERIC:
+                _numeric_column(feature, values, X, offset, problems)
+            elif feature.kind is FeatureKind.CATEGORICAL:
+                _categorical_column(feature, values, X, lookup, problems)
+            else:
+                _boolean_column(feature, values, X, offset, problems)
+        if problems:
+            for position, (reason, detail) in problems.items():
+                rejects.append(Reject(keyed[position], reason, detail))
+            rejects.sort(key=lambda reject: reject.index)
+            keep = np.ones(len(rows), dtype=bool)
+            keep[list(problems)] = False
+            X = X[keep]
+            keyed = [index for position, index in enumerate(keyed) if keep[position]]
+        return VectorisedBatch(X=X, rows=keyed, rejects=rejects)
 
     @staticmethod
-    def _key_mismatch(index: int, features: Mapping[str, Any], names: set[str]) -> Reject:
+    def _key_mismatch(index: int, features: Mapping[str, Any], names: frozenset[str]) -> Reject:
         missing = sorted(names - features.keys())
         if missing:
             return Reject(index, RejectReason.MISSING_FEATURE, f"missing feature(s): {missing}")
@@ -184,42 +205,91 @@ class FeatureSpec(BaseModel):
         return Reject(index, RejectReason.UNKNOWN_FEATURE, f"unknown feature(s): {unknown}")
 
 
-def _fill(
-    row: list[float], name: str, kind: FeatureKind, offset: int, extra: Any, value: Any
-) -> tuple[RejectReason, str] | None:
-    """Write one feature's value into ``row``; return (reason, detail) when it is invalid."""
-    value_type = type(value)
-    if kind is FeatureKind.NUMERIC:
+Problems = dict[int, tuple[RejectReason, str]]
+
+
+def _numeric_column(
+    feature: Feature, values: list[Any], X: np.ndarray, offset: int, problems: Problems
+) -> None:
+    types = set(map(type, values))
+    if types <= {float, int}:
+        try:
+            column = np.array(values, dtype=np.float64)
+        except OverflowError:  # an integer beyond float64: walk the column
+            column = None
+        if column is not None:
+            if float in types:
+                for position in np.flatnonzero(~np.isfinite(column)).tolist():
+                    problems.setdefault(position, _not_finite(feature.name, values[position]))
+            X[:, offset] = column
+            return
+    name = feature.name
+    for position, value in enumerate(values):
+        value_type = type(value)
         if value_type is float:
-            if not math.isfinite(value):
-                return RejectReason.NON_FINITE, f"feature {name!r}: {value!r} is not finite"
-            row[offset] = value
+            if math.isfinite(value):
+                X[position, offset] = value
+            else:
+                problems.setdefault(position, _not_finite(name, value))
         elif value_type is int:
-            row[offset] = float(value)
+            try:
+                X[position, offset] = float(value)
+            except OverflowError:
+                problems.setdefault(
+                    position, (RejectReason.NON_FINITE, f"feature {name!r}: integer too large")
+                )
         elif value is None:
-            if extra is None:
-                return RejectReason.NULL_NOT_ALLOWED, f"feature {name!r} may not be null"
-            row[offset] = extra
-            row[offset + 1] = 1.0
+            if feature.nullable:
+                X[position, offset] = feature.impute
+                X[position, offset + 1] = 1.0
+            else:
+                problems.setdefault(
+                    position, (RejectReason.NULL_NOT_ALLOWED, f"feature {name!r} may not be null")
+                )
         else:
-            return RejectReason.WRONG_TYPE, (
-                f"feature {name!r}: expected a number, got {value_type.__name__}"
-            )
-    elif kind is FeatureKind.CATEGORICAL:
-        if value_type is int:
-            value = str(value)
-        elif value_type is not str:
-            return RejectReason.WRONG_TYPE, (
-                f"feature {name!r}: expected a category (string), got {value_type.__name__}"
-            )
-        column = extra.get(value)
-        if column is None:
-            return RejectReason.UNKNOWN_CATEGORY, f"feature {name!r}: unknown category {value!r}"
-        row[column] = 1.0
-    else:
-        if value_type is not bool:
-            return RejectReason.WRONG_TYPE, (
-                f"feature {name!r}: expected a boolean, got {value_type.__name__}"
-            )
-        row[offset] = 1.0 if value else 0.0
-    return None
+            problems.setdefault(position, _wrong_type(name, "a number", value))
+
+
+def _categorical_column(
+    feature: Feature, values: list[Any], X: np.ndarray, lookup: dict[Any, int], problems: Problems
+) -> None:
+    if set(map(type, values)) <= {str, int}:
+        columns: list[int | None] = list(map(lookup.get, values))
+    else:  # bool hashes like 0/1, and lists do not hash at all: look at each value
+        columns = []
+        for position, value in enumerate(values):
+            if type(value) in (str, int):
+                columns.append(lookup.get(value))
+            else:
+                columns.append(-1)
+                problems.setdefault(
+                    position, _wrong_type(feature.name, "a category (string)", value)
+                )
+    hits = [position for position, column in enumerate(columns) if column is not None]
+    if len(hits) < len(values):
+        for position, column in enumerate(columns):
+            if column is None:
+                detail = f"feature {feature.name!r}: unknown category {str(values[position])!r}"
+                problems.setdefault(position, (RejectReason.UNKNOWN_CATEGORY, detail))
+    hits = [position for position in hits if columns[position] != -1]
+    X[hits, [columns[position] for position in hits]] = 1.0  # type: ignore[index]
+
+
+def _boolean_column(
+    feature: Feature, values: list[Any], X: np.ndarray, offset: int, problems: Problems
+) -> None:
+    for position, value in enumerate(values):
+        if type(value) is bool:
+            X[position, offset] = 1.0 if value else 0.0
+        else:
+            problems.setdefault(position, _wrong_type(feature.name, "a boolean", value))
+
+
+def _not_finite(name: str, value: Any) -> tuple[RejectReason, str]:
+    return RejectReason.NON_FINITE, f"feature {name!r}: {value!r} is not finite"
+
+
+def _wrong_type(name: str, expected: str, value: Any) -> tuple[RejectReason, str]:
+    return RejectReason.WRONG_TYPE, (
+        f"feature {name!r}: expected {expected}, got {type(value).__name__}"
+    )
