@@ -39,7 +39,8 @@ test-unit: setup  ## only the tests that need no broker
 	$(BIN)/pytest -m "not kafka"
 
 bench: setup  ## benchmarks; the last line is JSON
-	$(BIN)/python tests/bench/bench_core.py
+	$(BIN)/python tests/bench/bench_core.py --seconds 1
+	$(BIN)/python tests/bench/bench_pipeline.py
 
 lint: setup  ## format check, lint, types
 	$(BIN)/ruff format --check .

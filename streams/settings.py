@@ -71,9 +71,12 @@ class Settings(BaseModel):
     topic_model_events: str = "model-events"
     group_id: str = "scorer"
     max_batch: int = Field(default=1000, ge=1, le=100_000)
-    max_wait_ms: int = Field(default=50, ge=0, le=60_000)
+    max_wait_ms: int = Field(default=10, ge=0, le=60_000)
     metrics_port: int = Field(default=9464, ge=0, le=65535)
     model: str = "demo"
+    exactly_once: bool = False
+    monitor: bool = True
+    monitor_window_seconds: float = Field(default=60.0, gt=0.0)
 
     @model_validator(mode="after")
     def _default_bootstrap(self) -> Settings:

@@ -41,6 +41,8 @@ class ScoredBatch:
     rows: list[int] = field(default_factory=list)
     rejects: list[Reject] = field(default_factory=list)
     scores: np.ndarray = field(default_factory=lambda: np.empty(0))
+    X: np.ndarray | None = None
+    """Design-matrix rows of the scored events (for the monitors), aligned with ``rows``."""
 
 
 def input_hash(features: Mapping[str, Any]) -> str:
@@ -77,6 +79,7 @@ def score_batch(
     except Exception as exc:  # the model's own failure: isolate the events that cause it
         return _isolate_failures(model, events, rows, result, exc, received, shadow, explain)
     _build(model, events, rows, raw, explained, result, received, shadow)
+    result.X = X
     return result
 
 
@@ -104,6 +107,8 @@ def _isolate_failures(
         result.rows.extend(part[i] for i in sub.rows)
         result.rejects.extend(Reject(part[r.index], r.reason, r.detail) for r in sub.rejects)
         result.scores = np.concatenate([result.scores, sub.scores])
+        if sub.X is not None:
+            result.X = sub.X if result.X is None else np.vstack([result.X, sub.X])
     return result
 
 

@@ -1,0 +1,1 @@
+"""Engines: thin adapters that move batches between Kafka and the scoring core."""

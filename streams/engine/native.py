@@ -1,0 +1,443 @@
+"""The native engine: confluent-kafka in micro-batches around the scoring core.
+
+One loop, one thread::
+
+    consume up to max_batch records (waiting at most max_wait_ms)
+    swap models if a promotion arrived          (batch boundary)
+    decode + validate -> rejects to the DLQ
+    score, decide, explain with the champion   (one vectorised call per batch)
+    shadow-score with the challenger, if any
+    produce decisions, explanations, dead letters (asynchronously, never flushed per batch)
+    serve delivery callbacks; commit offsets of the fully delivered prefix of batches
+
+At-least-once (default): an input offset is committed only after every output of every
+event up to it was acknowledged by the broker (:mod:`streams.engine.delivery`). A failed
+delivery stops commits, and the engine rewinds to the last committed offsets and scores
+again; a duplicate equals its original except ``scored_at`` and ``latency_ms``.
+
+Exactly-once (``--exactly-once``): each batch is one Kafka transaction holding its outputs
+and its input offsets (consume-transform-produce, KIP-447 fencing through the group
+metadata). A read_committed consumer sees each output once, even across crashes.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+import orjson
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
+
+from models.featurespec import Reject
+from models.registry import Registry
+from models.scoring_model import ScoringModel
+from schemas.contracts import SCHEMA_VERSION
+from schemas.errors import BrokerError
+from streams.core.decode import dead_letter, decode_events
+from streams.core.scoring import score_batch
+from streams.engine.delivery import BatchDelivery, DeliveryLedger
+from streams.engine.model_watch import ModelWatcher
+from streams.engine.monitors import EngineMonitors
+from streams.observability import Health, ScorerMetrics
+from streams.runtime import tune_garbage_collector
+from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+
+try:
+    SCORER_VERSION = version("streaming-scorer")
+except PackageNotFoundError:  # pragma: no cover - running from a bare checkout
+    SCORER_VERSION = "0+unknown"
+
+_DUMPS = orjson.dumps
+Headers = list[tuple[str, str | bytes | None]]
+Output = tuple[str, bytes | None, bytes, Headers]
+
+
+def lineage_headers(model: ScoringModel) -> Headers:
+    """Headers every output of ``model`` carries, after its event_id header."""
+    ref = model.ref
+    return [
+        ("model_name", ref["name"].encode()),
+        ("model_version", str(ref["version"]).encode()),
+        ("model_sha256", ref["sha256"].encode()),
+        ("schema_version", str(SCHEMA_VERSION).encode()),
+        ("scorer_version", SCORER_VERSION.encode()),
+    ]
+
+
+class NativeEngine:
+    """Scores ``settings.topic_events`` into the output topics until :meth:`stop`."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        model_name: str,
+        exactly_once: bool = False,
+        metrics: ScorerMetrics | None = None,
+        health: Health | None = None,
+        registry: Registry | None = None,
+    ) -> None:
+        self.settings = settings
+        self.exactly_once = exactly_once
+        self.metrics = metrics or ScorerMetrics()
+        self.health = health or Health()
+        self._stopping = threading.Event()
+        self._assigned: set[tuple[str, int]] = set()
+        self._ledger = DeliveryLedger()
+        self._next_lag_report = 0.0
+        self._released: dict[tuple[str, int], int] = {}
+        self.models = ModelWatcher(
+            settings, registry or Registry(settings.registry), model_name, self.metrics
+        )
+        self.consumer = Consumer(self._consumer_config())
+        self.monitors = (
+            EngineMonitors(settings, self.metrics, self._partition_count())
+            if settings.monitor
+            else None
+        )
+        self.producer = Producer(self._producer_config())
+        if exactly_once:
+            self.producer.init_transactions(30)
+
+    # -- configuration -------------------------------------------------------------------
+
+    def _consumer_config(self) -> dict[str, Any]:
+        return self.settings.kafka_config(
+            **{
+                "group.id": self.settings.group_id,
+                "enable.auto.commit": False,
+                "enable.auto.offset.store": False,
+                "auto.offset.reset": "earliest",
+                "isolation.level": "read_committed",
+                "fetch.wait.max.ms": max(1, self.settings.max_wait_ms),
+                "log_level": 4,
+            }
+        )
+
+    def _producer_config(self) -> dict[str, Any]:
+        config: dict[str, Any] = {
+            "acks": "all",
+            "enable.idempotence": True,
+            "linger.ms": 5,
+            "batch.num.messages": 10_000,
+            "compression.type": "lz4",
+            "queue.buffering.max.messages": 1_000_000,
+            "log_level": 4,
+        }
+        if self.exactly_once:
+            config["transactional.id"] = f"{self.settings.group_id}-{uuid.uuid4().hex[:12]}"
+        return self.settings.kafka_config(**config)
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def stop(self, *_: object) -> None:
+        """Finish the current batch, deliver, commit, close (safe from a signal handler)."""
+        self._stopping.set()
+
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, self.stop)
+        signal.signal(signal.SIGINT, self.stop)
+
+    def run(self) -> None:
+        self.consumer.subscribe(
+            [self.settings.topic_events], on_assign=self._on_assign, on_revoke=self._on_revoke
+        )
+        tune_garbage_collector()
+        log.info(
+            "serving %s on %s (%s, batch %d, wait %d ms)",
+            self.models.serving.champion.label,
+            self.settings.topic_events,
+            "exactly-once" if self.exactly_once else "at-least-once",
+            self.settings.max_batch,
+            self.settings.max_wait_ms,
+        )
+        self.health.set(True, "")
+        try:
+            while not self._stopping.is_set():
+                self.health.heartbeat()
+                messages = self.consumer.consume(
+                    num_messages=self.settings.max_batch,
+                    timeout=self.settings.max_wait_ms / 1000.0,
+                )
+                self.models.check()
+                records = [m for m in messages if self._usable(m)]
+                if records:
+                    self._process(records)
+                self._settle()
+                self._report_lag()
+        finally:
+            self._shutdown()
+
+    def _shutdown(self) -> None:
+        self.health.set(False, "shutting down")
+        try:
+            if not self.exactly_once:
+                self.producer.flush(30)
+                self._settle(wait=True)
+        finally:
+            self.consumer.close()
+            self.models.close()
+            log.info("stopped")
+
+    # -- the batch -----------------------------------------------------------------------
+
+    def _usable(self, message: Message) -> bool:
+        error = message.error()
+        if error is None:
+            return True
+        if error.code() != KafkaError._PARTITION_EOF:
+            log.warning("consume error: %s", error)
+            self.metrics.errors.labels("consume").inc()
+        return False
+
+    def _process(self, records: list[Message]) -> None:
+        received = time.time()
+        serving = self.models.serving
+        values = [m.value() for m in records]
+        decoded = decode_events(values)
+        started = time.perf_counter()
+        scored = score_batch(serving.champion, decoded.events, received_at=received)
+        shadow = (
+            score_batch(
+                serving.challenger, decoded.events, received_at=received, shadow=True, explain=False
+            )
+            if serving.challenger is not None
+            else None
+        )
+        self.metrics.scoring_seconds.observe(time.perf_counter() - started)
+
+        outputs: list[Output] = []
+        settings = self.settings
+        headers = lineage_headers(serving.champion)
+        for decision, explanation in zip(scored.decisions, scored.explanations, strict=True):
+            key = decision["entity_id"].encode()
+            event_headers = [("event_id", decision["event_id"].encode()), *headers]
+            outputs.append((settings.topic_decisions, key, _DUMPS(decision), event_headers))
+            outputs.append((settings.topic_explanations, key, _DUMPS(explanation), event_headers))
+        if shadow is not None and serving.challenger is not None:
+            shadow_headers = lineage_headers(serving.challenger)
+            for decision in shadow.decisions:
+                outputs.append(
+                    (
+                        settings.topic_decisions_shadow,
+                        decision["entity_id"].encode(),
+                        _DUMPS(decision),
+                        [("event_id", decision["event_id"].encode()), *shadow_headers],
+                    )
+                )
+        rejects = [(r.index, r.reason, r.detail) for r in decoded.rejects]
+        rejects += [(decoded.rows[r.index], r.reason, r.detail) for r in scored.rejects]
+        for index, reason, detail in rejects:
+            source = records[index]
+            topic, partition, offset = _coordinates(source)
+            letter = dead_letter(
+                Reject(index, reason, detail),
+                topic=topic,
+                partition=partition,
+                offset=offset,
+                key=source.key(),
+                value=source.value(),
+                timestamp_ms=source.timestamp()[1],
+                scorer_version=SCORER_VERSION,
+            )
+            outputs.append(
+                (
+                    settings.topic_dlq,
+                    source.key(),
+                    _DUMPS(letter),
+                    [
+                        ("reason", str(reason).encode()),
+                        ("source_offset", str(offset).encode()),
+                    ],
+                )
+            )
+            self.metrics.dlq.labels(str(reason)).inc()
+
+        if self.monitors is not None:
+            sources = [_coordinates(records[i]) for i in decoded.rows]
+            outputs.extend(
+                self.monitors.observe(
+                    serving.champion,
+                    decoded.events,
+                    scored,
+                    [partition for _, partition, _ in sources],
+                    [offset for _, _, offset in sources],
+                    {p for t, p in self._assigned if t == settings.topic_events},
+                )
+            )
+
+        last: dict[tuple[str, int], int] = {}
+        for message in records:
+            topic, partition, offset = _coordinates(message)
+            last[(topic, partition)] = offset
+        self.metrics.batch_size.observe(len(records))
+        self.metrics.events.labels("scored").inc(len(scored.decisions))
+        self.metrics.events.labels("rejected").inc(len(rejects))
+        for label, count in Counter(d["decision"] for d in scored.decisions).items():
+            self.metrics.decisions.labels(label).inc(count)
+        oldest = min(m.timestamp()[1] for m in records) / 1000.0
+        if self.exactly_once:
+            self._produce_transaction(outputs, last)
+            self.metrics.end_to_end_seconds.observe(max(0.0, time.time() - oldest))
+        else:
+            batch = self._ledger.open(last, len(outputs), oldest)
+            self._produce(outputs, batch.acknowledge)
+
+    def _produce(
+        self,
+        outputs: list[Output],
+        on_delivery: Callable[..., None],
+    ) -> None:
+        produce, poll = self.producer.produce, self.producer.poll
+        for topic, key, value, headers in outputs:
+            while True:
+                try:
+                    produce(topic, value, key, headers=headers, on_delivery=on_delivery)
+                    break
+                except BufferError:  # local queue full: serve callbacks, then retry
+                    poll(0.05)
+        poll(0)
+
+    def _produce_transaction(
+        self,
+        outputs: list[Output],
+        last: dict[tuple[str, int], int],
+    ) -> None:
+        failures: list[str] = []
+
+        def on_delivery(error: Any, message: Any = None) -> None:
+            if error is not None:
+                failures.append(str(error))
+
+        try:
+            self.producer.begin_transaction()
+            self._produce(outputs, on_delivery)
+            offsets = [TopicPartition(t, p, o + 1) for (t, p), o in last.items()]
+            self.producer.send_offsets_to_transaction(
+                offsets, self.consumer.consumer_group_metadata(), 30
+            )
+            self.producer.commit_transaction(60)
+            if failures:
+                raise KafkaException(KafkaError(KafkaError._FAIL, failures[0]))
+        except KafkaException as exc:
+            log.error("transaction failed (%s): aborting and rewinding", exc)
+            self.metrics.errors.labels("transaction").inc()
+            error = exc.args[0]
+            if getattr(error, "txn_requires_abort", lambda: True)():
+                try:
+                    self.producer.abort_transaction(30)
+                except KafkaException as abort_exc:
+                    log.error("abort failed: %s", abort_exc)
+            if getattr(error, "fatal", lambda: False)():
+                raise
+            self._rewind()
+
+    # -- offsets -------------------------------------------------------------------------
+
+    def _settle(self, wait: bool = False) -> None:
+        """Serve delivery callbacks and commit what is fully delivered."""
+        if self.exactly_once:
+            return
+        self.producer.poll(0)
+        self.metrics.in_flight.set(self._ledger.in_flight)
+        problem = self._ledger.failure()
+        if problem is not None:
+            log.error("an output was not delivered (%s): rewinding to committed offsets", problem)
+            self.metrics.errors.labels("delivery").inc()
+            self.health.set(False, f"delivery failed: {problem}")
+            self.producer.flush(30)
+            self._ledger.clear()
+            self._rewind()
+            return
+        self._commit(self._ledger.release(self._delivered), wait=wait)
+
+    def _delivered(self, batch: BatchDelivery) -> None:
+        self.metrics.end_to_end_seconds.observe(max(0.0, time.time() - batch.oldest_timestamp))
+
+    def _commit(self, offsets: dict[tuple[str, int], int], *, wait: bool = False) -> None:
+        """Commit delivered offsets; in the loop without blocking (a lost commit only means
+        a duplicate after a crash), on revocation and shutdown synchronously."""
+        self._released.update(offsets)
+        if wait:
+            offsets = self._released
+        offsets = {tp: o for tp, o in offsets.items() if tp in self._assigned}
+        if not offsets:
+            return
+        positions = [TopicPartition(t, p, o) for (t, p), o in offsets.items()]
+        try:
+            if wait:
+                self.consumer.commit(offsets=positions, asynchronous=False)
+            else:
+                self.consumer.commit(offsets=positions, asynchronous=True)
+            self.health.set(True, "")
+        except KafkaException as exc:
+            log.warning("commit failed: %s", exc.args[0])
+            self.metrics.errors.labels("commit").inc()
+
+    def _rewind(self) -> None:
+        """Seek every assigned partition back to its committed offset."""
+        assigned = [TopicPartition(t, p) for t, p in self._assigned]
+        if not assigned:
+            return
+        for tp in self.consumer.committed(assigned, timeout=30):
+            offset = tp.offset if tp.offset >= 0 else OFFSET_BEGINNING
+            self.consumer.seek(TopicPartition(tp.topic, tp.partition, offset))
+
+    def _partition_count(self) -> int:
+        topic = self.settings.topic_events
+        metadata = self.consumer.list_topics(topic, timeout=30).topics.get(topic)
+        if metadata is None or metadata.error is not None:
+            raise BrokerError(
+                f"events topic {topic!r} not found at {self.settings.bootstrap_servers}; "
+                "run `scorer topics apply`"
+            )
+        return len(metadata.partitions)
+
+    def _report_lag(self, every_s: float = 5.0) -> None:
+        """Consumer lag per assigned partition, from the last fetched high watermarks."""
+        now = time.monotonic()
+        if now < self._next_lag_report or not self._assigned:
+            return
+        self._next_lag_report = now + every_s
+        partitions = [TopicPartition(t, p) for t, p in self._assigned]
+        for tp in self.consumer.position(partitions):
+            _, high = self.consumer.get_watermark_offsets(tp, cached=True)
+            if tp.offset >= 0 and high >= 0:
+                self.metrics.lag.labels(tp.topic, str(tp.partition)).set(max(0, high - tp.offset))
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._assigned.update((tp.topic, tp.partition) for tp in partitions)
+        log.info("assigned %s", sorted(p for _, p in self._assigned))
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Deliver and commit what is done before the partitions go."""
+        if not self.exactly_once:
+            self.producer.flush(30)
+            if self._ledger.failure() is None:
+                self._commit(self._ledger.release(self._delivered), wait=True)
+            self._ledger.clear()
+        for tp in partitions:
+            self._assigned.discard((tp.topic, tp.partition))
+            self._released.pop((tp.topic, tp.partition), None)
+
+
+def _coordinates(message: Message) -> tuple[str, int, int]:
+    """Topic, partition and offset of a consumed record (never None for those)."""
+    return str(message.topic()), int(message.partition() or 0), int(message.offset() or 0)
