@@ -1,0 +1,150 @@
+"""Windowed fairness reports per context attribute (FairnessReport-shaped dicts).
+
+Per attribute and final window, each group's counts are summed like every other count
+vector, and the report's numbers come from :mod:`models.fairness` (the same maths as at
+training): selection rate (share of favourable decisions, i.e. not review or decline),
+disparate-impact ratio (lowest over highest selection rate) and demographic-parity
+difference, over the groups with at least ``min_group_count`` members.
+
+Two bases, because decisions and outcomes arrive on different clocks:
+
+- ``decisions`` reports, from scored events (windows of event time): selection rates only;
+- ``outcomes`` reports, from joined labels (windows of label time): over the labelled
+  decisions, selection rates plus tpr (favourable share among label-0 members) and fpr
+  (favourable share among label-1 members) and their gaps (max minus min).
+
+Status: ``insufficient_data`` when any group seen in the window has fewer than
+``min_group_count`` members; otherwise ``alert`` when the disparate-impact ratio is below
+``di_threshold`` (default 0.8, the four-fifths rule), else ``ok`` (also when no group was
+selected at all: the ratio is then undefined, and no group is favoured over another).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import numpy as np
+
+from models.fairness import (
+    GroupRates,
+    demographic_parity_difference,
+    disparate_impact_ratio,
+    equal_opportunity_difference,
+    fpr_difference,
+    reference_group,
+)
+from models.policy import ADVERSE_DECISIONS
+from schemas.contracts import SCHEMA_VERSION
+from streams.monitoring.alerts import drift_window
+from streams.monitoring.base import count_by_window
+from streams.monitoring.batch import LabelledBatch, ObservedBatch, context_column
+from streams.monitoring.summary import Stream, WindowSummary
+
+Basis = Literal["decisions", "outcomes"]
+_PREFIX = "fairness:"
+
+
+class FairnessMonitor:
+    """Group counts of one attribute per window, and the window's FairnessReport."""
+
+    def __init__(
+        self,
+        attribute: str,
+        stream: Stream,
+        *,
+        min_group_count: int,
+        di_threshold: float,
+        model: dict[str, Any],
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.attribute = attribute
+        self.stream = stream
+        self.basis: Basis = "decisions" if stream == "events" else "outcomes"
+        self.min_group_count = min_group_count
+        self.di_threshold = di_threshold
+        self.model = model
+        self.clock = clock
+        self.cells = 2 if stream == "events" else 6
+
+    def _name(self, group: str) -> str:
+        return _PREFIX + json.dumps([self.attribute, group])
+
+    def count(
+        self, batch: ObservedBatch | LabelledBatch, position: np.ndarray, windows: int
+    ) -> dict[str, np.ndarray]:
+        groups, group_of = np.unique(
+            context_column(batch.context, self.attribute, len(batch)), return_inverse=True
+        )
+        favourable = ~np.isin(batch.decisions, list(ADVERSE_DECISIONS))
+        columns = [np.ones(len(batch), dtype=bool), favourable]
+        if isinstance(batch, LabelledBatch):
+            good, bad = batch.labels == 0, batch.labels == 1
+            columns += [good, good & favourable, bad, bad & favourable]
+        cells = len(groups)
+        stacked = np.stack(
+            [count_by_window(position[mask], group_of[mask], windows, cells) for mask in columns],
+            axis=-1,
+        )  # (windows, groups, cells)
+        return {self._name(str(g)): stacked[:, i, :] for i, g in enumerate(groups.tolist())}
+
+    def rates(self, summary: WindowSummary) -> GroupRates:
+        """Per group: count, selection_rate, labelled, tpr, fpr (as models.fairness)."""
+        rates: GroupRates = {}
+        for name, vector in summary.counts.items():
+            if not name.startswith(_PREFIX):
+                continue
+            attribute, group = json.loads(name[len(_PREFIX) :])
+            if attribute != self.attribute or not vector[0]:
+                continue
+            count, favourable = int(vector[0]), int(vector[1])
+            entry: dict[str, Any] = {
+                "count": count,
+                "selection_rate": favourable / count,
+                "labelled": 0,
+                "tpr": None,
+                "fpr": None,
+            }
+            if self.stream == "labels":
+                good, good_fav, bad, bad_fav = (int(v) for v in vector[2:6])
+                entry.update(
+                    labelled=good + bad,
+                    tpr=good_fav / good if good else None,
+                    fpr=bad_fav / bad if bad else None,
+                )
+            rates[group] = entry
+        return dict(sorted(rates.items()))
+
+    def report(self, summary: WindowSummary) -> dict[str, Any] | None:
+        """The window's FairnessReport, or None when no group was seen."""
+        rates = self.rates(summary)
+        if not rates:
+            return None
+        minimum = self.min_group_count
+        ratio = disparate_impact_ratio(rates, minimum)
+        if any(r["count"] < minimum for r in rates.values()):
+            status = "insufficient_data"
+        elif ratio is not None and ratio < self.di_threshold:
+            status = "alert"
+        else:
+            status = "ok"
+        labelled = self.stream == "labels"
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "report_id": f"fairness:{self.attribute}:{self.basis}@{summary.window_id}",
+            "attribute": self.attribute,
+            "window": drift_window(summary),
+            "groups": [{"group": group, **values} for group, values in rates.items()],
+            "reference_group": reference_group(rates, minimum),
+            "disparate_impact_ratio": ratio,
+            "demographic_parity_difference": demographic_parity_difference(rates, minimum),
+            "tpr_gap": equal_opportunity_difference(rates, minimum) if labelled else None,
+            "fpr_gap": fpr_difference(rates, minimum) if labelled else None,
+            "status": status,
+            "min_group_count": minimum,
+            "di_threshold": self.di_threshold,
+            "model": self.model,
+            "generated_at": self.clock().astimezone(UTC).isoformat().replace("+00:00", "Z"),
+        }
