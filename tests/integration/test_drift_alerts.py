@@ -1,0 +1,53 @@
+"""A covariate shift in the stream raises a drift alert from the running engine."""
+
+from __future__ import annotations
+
+import signal
+from datetime import UTC, datetime, timedelta
+
+import orjson
+
+from models.datasets import agrawal_stream
+from schemas.contracts import DriftAlert, FairnessReport
+from tests.integration.conftest import ScorerSetup
+
+
+def test_loan_shift_raises_one_alert_per_episode(scorer_setup: ScorerSetup) -> None:
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    drift_at, count = 8_000, 14_000
+    stream = agrawal_stream(count, seed=51, drift_at=drift_at, drift_factor=1.5, start=start,
+                            interval=timedelta(milliseconds=10), run_id="drift")  # fmt: skip
+    records = [(e.event["entity_id"].encode(), orjson.dumps(e.event)) for e in stream]
+    scorer_setup.env["SCORER_MONITOR_WINDOW_SECONDS"] = "5"  # 500 events per window
+    engine = scorer_setup.serve()
+    scorer_setup.produce(records)
+
+    reader = scorer_setup.consumer("drift-alerts", "fairness-reports")
+    alerts_topic = scorer_setup.topics["drift-alerts"]
+
+    def loan_alert(messages: list) -> bool:
+        return any(
+            m.topic() == alerts_topic and orjson.loads(m.value()).get("feature") == "loan"
+            for m in messages
+        )
+
+    messages = scorer_setup.read(reader, loan_alert, timeout=240)
+    reader.close()
+    engine.send_signal(signal.SIGTERM)
+    assert engine.wait(60) == 0
+
+    drift_time = start + timedelta(milliseconds=10 * drift_at)
+    alerts = [
+        DriftAlert.model_validate_json(m.value()) for m in messages if m.topic() == alerts_topic
+    ]
+    reports = [FairnessReport.model_validate_json(m.value()) for m in messages
+               if m.topic() != alerts_topic]  # fmt: skip
+    opened = [a for a in alerts if a.status == "open"]
+    assert opened, "no drift alert"
+    for alert in opened:  # nothing fired on the stationary part of the stream
+        assert alert.window.end_time is not None and alert.window.end_time > drift_time
+    loan = [a for a in opened if a.feature == "loan"]
+    assert len({a.alert_id for a in loan}) == 1  # one episode, no storm
+    assert loan[0].model.version == 1 and loan[0].threshold < loan[0].value
+    assert loan[0].window.end_time <= drift_time + timedelta(seconds=20)  # within 2,000 events
+    assert reports and {r.attribute for r in reports} == {"age_band"}
