@@ -26,11 +26,12 @@ $(KAFKA_JARS): infra/kafka/pom.xml
 	mvn --batch-mode --no-transfer-progress --quiet -f infra/kafka/pom.xml package
 	@touch $@
 
-run: setup  ## local broker, topics, then the broker's status
-	@if [ -z "$$KAFKA_BOOTSTRAP_SERVERS" ] && ! $(SCORER) broker status >/dev/null 2>&1; then \
-		$(SCORER) broker up; fi
-	$(SCORER) topics apply
-	$(SCORER) broker status
+run: setup  ## the product: local broker, topics, a demo model, live scoring with drift
+	@trap 'true' INT; started=; \
+	if [ -z "$$KAFKA_BOOTSTRAP_SERVERS" ] && ! $(SCORER) broker status >/dev/null 2>&1; then \
+		$(SCORER) broker up || exit 1; started=1; fi; \
+	$(SCORER) topics apply && $(SCORER) demo $(DEMO_ARGS); status=$$?; \
+	if [ -n "$$started" ]; then $(SCORER) broker down; fi; exit $$status
 
 test: setup  ## unit tests, then integration tests against a real broker started for the run
 	$(BIN)/pytest

@@ -77,6 +77,7 @@ class Settings(BaseModel):
     exactly_once: bool = False
     monitor: bool = True
     monitor_window_seconds: float = Field(default=60.0, gt=0.0)
+    monitor_lateness_seconds: float = Field(default=5.0, ge=0.0)
 
     @model_validator(mode="after")
     def _default_bootstrap(self) -> Settings:

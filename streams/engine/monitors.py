@@ -38,7 +38,9 @@ class EngineMonitors:
         self.settings, self.metrics = settings, metrics
         self.event_partitions = event_partitions
         self.config = MonitorConfig(
-            window_seconds=settings.monitor_window_seconds, event_partitions=event_partitions
+            window_seconds=settings.monitor_window_seconds,
+            lateness_seconds=settings.monitor_lateness_seconds,
+            event_partitions=event_partitions,
         )
         self._sets: dict[tuple[str, int], MonitorSet] = {}
 
