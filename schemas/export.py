@@ -21,16 +21,15 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Protocol
 
-import yaml
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from schemas.contracts import CONTRACTS, LINEAGE_HEADERS, SCHEMA_VERSION
 from schemas.errors import ScorerError, TopicSpecError
+from schemas.topicspec import read_topic_specs
 
 JSON_SCHEMA_DIALECT: Final = "https://json-schema.org/draft/2020-12/schema"
 SCHEMA_ID_PREFIX: Final = "urn:streaming-scorer:schema:"
@@ -97,75 +96,6 @@ def write_json_schemas(out_dir: Path) -> list[Path]:
     ]
 
 
-@dataclass(frozen=True)
-class _Topic:
-    id: str
-    address: str
-    key: str
-    value: str
-    description: str
-    partitions: int | None
-    replicas: int | None
-    config: dict[str, Any]
-
-
-def _load_topics(topics_file: Path, settings: ExportSettings) -> list[_Topic]:
-    try:
-        document = yaml.safe_load(topics_file.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise TopicSpecError(f"cannot read {topics_file}: {exc.strerror or exc}") from exc
-    except yaml.YAMLError as exc:
-        raise TopicSpecError(f"{topics_file}: not valid YAML: {exc}") from exc
-    if not isinstance(document, dict) or not isinstance(document.get("topics"), dict):
-        raise TopicSpecError(f"{topics_file}: expected a mapping with a 'topics' mapping")
-    defaults = document.get("defaults") or {}
-    if not isinstance(defaults, dict):
-        raise TopicSpecError(f"{topics_file}: 'defaults' must be a mapping")
-    topics = []
-    for topic_id, spec in document["topics"].items():
-        where = f"{topics_file}: topic {topic_id!r}"
-        if not isinstance(spec, dict):
-            raise TopicSpecError(f"{where}: expected a mapping")
-        for field in ("setting", "key", "value"):
-            if not isinstance(spec.get(field), str) or not spec[field]:
-                raise TopicSpecError(f"{where}: {field!r} must be a non-empty string")
-        if spec["value"] not in CONTRACTS:
-            raise TopicSpecError(
-                f"{where}: value {spec['value']!r} is not a contract; "
-                f"expected one of {', '.join(sorted(CONTRACTS))}"
-            )
-        address = getattr(settings, spec["setting"], None)
-        if not isinstance(address, str) or not address:
-            raise TopicSpecError(f"{where}: setting {spec['setting']!r} names no topic setting")
-        config = spec.get("config") or {}
-        if not isinstance(config, dict):
-            raise TopicSpecError(f"{where}: 'config' must be a mapping")
-        topics.append(
-            _Topic(
-                id=str(topic_id),
-                address=address,
-                key=spec["key"],
-                value=spec["value"],
-                description=str(spec.get("description") or ""),
-                partitions=_optional_int(where, "partitions", spec, defaults),
-                replicas=_optional_int(where, "replication_factor", spec, defaults),
-                config=config,
-            )
-        )
-    return topics
-
-
-def _optional_int(
-    where: str, field: str, spec: dict[str, Any], defaults: dict[str, Any]
-) -> int | None:
-    value = spec.get(field, defaults.get(field))
-    if value is None:
-        return None
-    if type(value) is not int or value < 1:
-        raise TopicSpecError(f"{where}: {field!r} must be a positive integer, got {value!r}")
-    return value
-
-
 def _topic_configuration(where: str, config: dict[str, Any]) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for name, value in config.items():
@@ -220,7 +150,7 @@ def _servers(settings: ExportSettings) -> dict[str, Any]:
 
 def build_asyncapi(topics_file: Path, settings: ExportSettings) -> dict[str, Any]:
     """The AsyncAPI 3.0.0 document of every topic in ``topics_file``, named per ``settings``."""
-    topics = _load_topics(topics_file, settings)
+    topics = read_topic_specs(topics_file, settings)
     ref_template = _pointer("components", "schemas") + "/{model}"
     _, definitions = models_json_schema(
         [(contract, "validation") for contract in CONTRACTS.values()], ref_template=ref_template
@@ -260,17 +190,17 @@ def build_asyncapi(topics_file: Path, settings: ExportSettings) -> dict[str, Any
         messages[message_id] = message
 
         where = f"{topics_file}: topic {topic.id!r}"
-        kafka_binding: dict[str, Any] = {"topic": topic.address}
+        kafka_binding: dict[str, Any] = {"topic": topic.name}
         if topic.partitions is not None:
             kafka_binding["partitions"] = topic.partitions
-        if topic.replicas is not None:
-            kafka_binding["replicas"] = topic.replicas
+        if topic.replication_factor is not None:
+            kafka_binding["replicas"] = topic.replication_factor
         configuration = _topic_configuration(where, topic.config)
         if configuration:
             kafka_binding["topicConfiguration"] = configuration
         kafka_binding["bindingVersion"] = KAFKA_BINDING_VERSION
         channels[topic.id] = {
-            "address": topic.address,
+            "address": topic.name,
             "title": topic.id,
             "description": topic.description,
             "messages": {message_id: {"$ref": _pointer("components", "messages", message_id)}},

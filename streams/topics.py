@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import (
     AdminClient,
@@ -24,28 +23,13 @@ from confluent_kafka.admin import (
     NewTopic,
     ResourceType,
 )
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from schemas.errors import TopicSpecError
+from schemas.topicspec import TopicSpec, read_topic_specs
 from streams.paths import infra_dir
 from streams.settings import Settings
 
 ADMIN_TIMEOUT_S = 30.0
-
-
-class TopicSpec(BaseModel):
-    """One topic as declared in the spec file; ``name`` is resolved through the settings."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    name: str
-    setting: str
-    key: str
-    value: str
-    description: str = ""
-    partitions: int = Field(ge=1)
-    replication_factor: int = Field(ge=1)
-    config: dict[str, str] = Field(default_factory=dict)
 
 
 def default_topics_file() -> Path:
@@ -53,30 +37,8 @@ def default_topics_file() -> Path:
 
 
 def load_topic_specs(settings: Settings, path: Path | None = None) -> list[TopicSpec]:
-    """Read the spec file; topic names follow the settings (``SCORER_TOPIC_<NAME>``)."""
-    path = path or settings.topics_file or default_topics_file()
-    try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise TopicSpecError(f"cannot read {path}: {exc.strerror}") from exc
-    except yaml.YAMLError as exc:
-        raise TopicSpecError(f"{path} is not valid YAML: {exc}") from exc
-    if not isinstance(document, dict) or not isinstance(document.get("topics"), dict):
-        raise TopicSpecError(f"{path}: expected a mapping with a 'topics' section")
-    defaults = document.get("defaults") or {}
-    specs = []
-    for declared, body in document["topics"].items():
-        fields: dict[str, Any] = {**defaults, **(body or {})}
-        setting = fields.get("setting")
-        if not hasattr(settings, str(setting)):
-            raise TopicSpecError(f"{path}: topic {declared!r} names unknown setting {setting!r}")
-        fields["name"] = getattr(settings, str(setting))
-        fields["config"] = {k: str(v) for k, v in (fields.get("config") or {}).items()}
-        try:
-            specs.append(TopicSpec.model_validate(fields))
-        except ValidationError as exc:
-            raise TopicSpecError(f"{path}: topic {declared!r}: {exc}") from exc
-    return specs
+    """The topics of ``path`` (default: SCORER_TOPICS_FILE, else infra/topics.yaml)."""
+    return read_topic_specs(path or settings.topics_file or default_topics_file(), settings)
 
 
 @dataclass(frozen=True)
@@ -97,7 +59,7 @@ def apply_topics(admin: AdminClient, specs: list[TopicSpec]) -> list[TopicChange
     to_create = [s for s in specs if s.name not in existing]
     if to_create:
         futures = admin.create_topics(
-            [NewTopic(s.name, s.partitions, s.replication_factor, config=s.config)
+            [NewTopic(s.name, s.partitions or 1, s.replication_factor or 1, config=s.config)
              for s in to_create],
             operation_timeout=ADMIN_TIMEOUT_S,
         )  # fmt: skip
@@ -112,7 +74,9 @@ def apply_topics(admin: AdminClient, specs: list[TopicSpec]) -> list[TopicChange
                 existing[spec.name] = len(topic.partitions)
                 continue
             changes.append(
-                TopicChange(spec.name, "created", f"{spec.partitions} partitions, {spec.config}")
+                TopicChange(
+                    spec.name, "created", f"{spec.partitions or 1} partitions, {spec.config}"
+                )
             )
     _await_visible(admin, [s.name for s in specs])
     for spec in specs:
@@ -144,8 +108,9 @@ def _await_visible(admin: AdminClient, names: list[str]) -> None:
 
 def _update(admin: AdminClient, spec: TopicSpec, partitions: int) -> list[TopicChange]:
     changes = []
-    if partitions < spec.partitions:
-        future = admin.create_partitions([NewPartitions(spec.name, spec.partitions)])
+    wanted = spec.partitions or 1
+    if partitions < wanted:
+        future = admin.create_partitions([NewPartitions(spec.name, wanted)])
         _wait(future[spec.name], f"add partitions to {spec.name}")
         changes.append(TopicChange(spec.name, "partitions", f"{partitions} -> {spec.partitions}"))
     resource = ConfigResource(ResourceType.TOPIC, spec.name)

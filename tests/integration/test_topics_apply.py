@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 
 from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
 
@@ -42,7 +43,7 @@ def test_apply_raises_partitions_and_fixes_config(
         {"KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "SCORER_TOPIC_EVENTS": name}
     )
     events = next(s for s in load_topic_specs(settings) if s.name == name)
-    smaller = events.model_copy(update={"partitions": 2, "config": {"retention.ms": "1000"}})
+    smaller = replace(events, partitions=2, config={"retention.ms": "1000"})
     apply_topics(kafka_admin, [smaller])
 
     changes = apply_topics(kafka_admin, [events])

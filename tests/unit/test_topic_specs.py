@@ -38,9 +38,16 @@ def test_names_follow_settings() -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("topics: [1, 2]", "expected a mapping with a 'topics' section"),
-        ("topics:\n  x:\n    setting: nope\n", "names unknown setting 'nope'"),
-        ("topics:\n  x:\n    setting: topic_events\n    key: k\n    value: V\n", "partitions"),
+        ("topics: [1, 2]", "expected a mapping with a 'topics' mapping"),
+        (
+            "topics:\n  x:\n    setting: nope\n    key: k\n    value: Decision\n",
+            "setting 'nope' names no topic setting",
+        ),
+        (
+            "topics:\n  x:\n    setting: topic_events\n    key: k\n    value: Decision\n"
+            "    partitions: 0\n",
+            "'partitions' must be a positive integer",
+        ),
         ("topics: {", "not valid YAML"),
     ],
 )
