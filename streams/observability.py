@@ -73,6 +73,10 @@ class ScorerMetrics:
             "scorer_fairness_reports_total", "Fairness reports by attribute and status.",
             ["attribute", "status"], registry=r,
         )  # fmt: skip
+        self.labels = Counter(
+            "scorer_feedback_labels_total", "Feedback labels by outcome (joined, rejected).",
+            ["outcome"], registry=r,
+        )  # fmt: skip
         self.in_flight = Gauge(
             "scorer_outputs_in_flight", "Produced outputs not yet acknowledged.", registry=r
         )

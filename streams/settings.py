@@ -78,6 +78,8 @@ class Settings(BaseModel):
     monitor: bool = True
     monitor_window_seconds: float = Field(default=60.0, gt=0.0)
     monitor_lateness_seconds: float = Field(default=5.0, ge=0.0)
+    join_feedback: bool = True
+    feedback_retention_seconds: float = Field(default=86_400.0, gt=0.0)
 
     @model_validator(mode="after")
     def _default_bootstrap(self) -> Settings:

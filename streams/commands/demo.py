@@ -2,9 +2,11 @@
 
 Trains and registers a demo model when the registry has none, starts ``scorer serve`` in
 the background, publishes Agrawal loan applications (one in a hundred malformed, a drift
-switched on part-way), and shows throughput, latency, the decision mix, dead letters, the
-serving version, drift alerts, fairness and a worked explanation as they happen. Ctrl-C
-stops the producer and the scorer cleanly. ``make run`` wraps it with the local broker.
+switched on part-way) and, 2,000 events later, each application's outcome label; shows
+throughput, latency, the decision mix, dead letters, the serving version, drift alerts
+(concept drift from the labels recommends retraining), fairness and a worked explanation
+as they happen. Ctrl-C stops the producer and the scorer cleanly. ``make run`` wraps it
+with the local broker.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import sys
 import threading
 import time
 from collections import Counter, deque
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +66,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--window-seconds", type=float, default=5.0, help="drift window length in event time (5)"
     )
     parser.set_defaults(func=_demo)
+
+
+LABEL_DELAY = 2_000
+"""Events between a decision and its outcome label in the demo."""
 
 
 class _Watch:
@@ -196,6 +203,7 @@ def _publish(
     settings: Settings, args: argparse.Namespace, watch: _Watch, stop: threading.Event
 ) -> None:
     producer = Producer(settings.kafka_config(**{"linger.ms": 5, "log_level": 3}))
+    pending: deque[tuple[str, int]] = deque()
     started = time.monotonic()
     for i, labelled in enumerate(
         agrawal_stream(args.count, seed=int(time.time()), drift_at=args.drift_at)
@@ -210,6 +218,16 @@ def _publish(
         if i % 100 == 99:  # an upstream bug now and then: the dead-letter topic catches it
             value = value.replace(b'"salary":', b'"salary":"n/a","_":', 1)
         producer.produce(settings.topic_events, value, event["entity_id"].encode())
+        if i % 100 != 99:  # outcomes become known later: label the event from 2,000 ago
+            pending.append((event["event_id"], labelled.label))
+        if len(pending) > LABEL_DELAY:
+            event_id, label = pending.popleft()
+            feedback = {
+                "event_id": event_id,
+                "label": label,
+                "label_time": datetime.now(UTC).isoformat(),
+            }
+            producer.produce(settings.topic_feedback, orjson.dumps(feedback), event_id.encode())
         producer.poll(0)
         watch.produced = i + 1
     producer.flush(30)

@@ -20,9 +20,11 @@ import orjson
 
 from models.scoring_model import ScoringModel
 from streams.core.scoring import ScoredBatch
-from streams.monitoring.batch import ObservedBatch
+from streams.feedback import Joined
+from streams.monitoring.batch import LabelledBatch, ObservedBatch
 from streams.monitoring.config import MonitorConfig
 from streams.monitoring.monitor_set import MonitorSet
+from streams.monitoring.summary import Stream
 from streams.observability import ScorerMetrics
 from streams.settings import Settings
 
@@ -34,13 +36,20 @@ Output = tuple[str, bytes | None, bytes, list[tuple[str, str | bytes | None]]]
 class EngineMonitors:
     """Drift and fairness monitors of the serving champion version."""
 
-    def __init__(self, settings: Settings, metrics: ScorerMetrics, event_partitions: int) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        metrics: ScorerMetrics,
+        event_partitions: int,
+        label_partitions: int | None = None,
+    ) -> None:
         self.settings, self.metrics = settings, metrics
-        self.event_partitions = event_partitions
+        self.partitions = {"events": event_partitions, "labels": label_partitions or 0}
         self.config = MonitorConfig(
             window_seconds=settings.monitor_window_seconds,
             lateness_seconds=settings.monitor_lateness_seconds,
             event_partitions=event_partitions,
+            label_partitions=label_partitions,
         )
         self._sets: dict[tuple[str, int], MonitorSet] = {}
 
@@ -76,15 +85,49 @@ class EngineMonitors:
                 [events[i].get("context") or {} for i in kept],
             )
             records = monitors.observe(batch)
-            latest = float(batch.event_time.max())
-            for partition in range(self.event_partitions):
-                if partition not in assigned:
-                    records += monitors.advance_watermark("events", partition, latest)
+            records += self._advance(monitors, "events", float(batch.event_time.max()), assigned)
         except Exception:  # monitoring must never stop scoring
             log.exception("monitoring failed on a batch; scoring continues")
             self.metrics.errors.labels("monitoring").inc()
             return []
         return [self._output(record) for record in records]
+
+    def observe_labels(
+        self,
+        model: ScoringModel,
+        joined: list[Joined],
+        partitions: list[int],
+        offsets: list[int],
+        assigned: set[int],
+    ) -> list[Output]:
+        """Outputs for the concept-drift and outcome-fairness records the labels made final."""
+        try:
+            monitors = self._for(model)
+            batch = LabelledBatch(
+                [j.score for j in joined],
+                [j.decision for j in joined],
+                [j.label for j in joined],
+                [j.label_time for j in joined],
+                partitions,
+                offsets,
+                [j.context for j in joined],
+            )
+            records = monitors.observe_labels(batch)
+            records += self._advance(monitors, "labels", float(batch.label_time.max()), assigned)
+        except Exception:  # monitoring must never stop scoring
+            log.exception("monitoring failed on a batch of labels; scoring continues")
+            self.metrics.errors.labels("monitoring").inc()
+            return []
+        return [self._output(record) for record in records]
+
+    def _advance(
+        self, monitors: MonitorSet, stream: Stream, latest: float, assigned: set[int]
+    ) -> list[dict[str, Any]]:
+        records: list[dict[str, Any]] = []
+        for partition in range(self.partitions[stream]):
+            if partition not in assigned:
+                records += monitors.advance_watermark(stream, partition, latest)
+        return records
 
     def _for(self, model: ScoringModel) -> MonitorSet:
         key = (model.manifest.name, model.manifest.version)

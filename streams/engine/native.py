@@ -29,6 +29,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
+from datetime import datetime
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
@@ -53,6 +54,7 @@ from streams.core.scoring import score_batch
 from streams.engine.delivery import BatchDelivery, DeliveryLedger
 from streams.engine.model_watch import ModelWatcher
 from streams.engine.monitors import EngineMonitors
+from streams.feedback import FeedbackJoiner, parse_feedback
 from streams.observability import Health, ScorerMetrics
 from streams.runtime import tune_garbage_collector
 from streams.settings import Settings
@@ -107,8 +109,19 @@ class NativeEngine:
             settings, registry or Registry(settings.registry), model_name, self.metrics
         )
         self.consumer = Consumer(self._consumer_config())
+        label_partitions = self._partition_count(settings.topic_feedback, required=False)
+        self.joiner = (
+            FeedbackJoiner(settings.feedback_retention_seconds)
+            if settings.join_feedback and label_partitions
+            else None
+        )
         self.monitors = (
-            EngineMonitors(settings, self.metrics, self._partition_count())
+            EngineMonitors(
+                settings,
+                self.metrics,
+                self._partition_count(settings.topic_events, required=True),
+                label_partitions or None,
+            )
             if settings.monitor
             else None
         )
@@ -156,9 +169,10 @@ class NativeEngine:
         signal.signal(signal.SIGINT, self.stop)
 
     def run(self) -> None:
-        self.consumer.subscribe(
-            [self.settings.topic_events], on_assign=self._on_assign, on_revoke=self._on_revoke
-        )
+        topics = [self.settings.topic_events]
+        if self.joiner is not None:
+            topics.append(self.settings.topic_feedback)
+        self.consumer.subscribe(topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
         tune_garbage_collector()
         log.info(
             "serving %s on %s (%s, batch %d, wait %d ms)",
@@ -208,10 +222,33 @@ class NativeEngine:
         return False
 
     def _process(self, records: list[Message]) -> None:
+        """One batch: events are scored, feedback labels joined; then everything is sent."""
+        feedback_topic = self.settings.topic_feedback
+        events = [m for m in records if m.topic() != feedback_topic]
+        labels = [m for m in records if m.topic() == feedback_topic] if self.joiner else []
+        outputs: list[Output] = []
+        if events:
+            outputs += self._score(events)
+        if labels:
+            outputs += self._join(labels)
+
+        last: dict[tuple[str, int], int] = {}
+        for message in records:
+            topic, partition, offset = _coordinates(message)
+            last[(topic, partition)] = offset
+        self.metrics.batch_size.observe(len(records))
+        oldest = min(m.timestamp()[1] for m in records) / 1000.0
+        if self.exactly_once:
+            self._produce_transaction(outputs, last)
+            self.metrics.end_to_end_seconds.observe(max(0.0, time.time() - oldest))
+        else:
+            batch = self._ledger.open(last, len(outputs), oldest)
+            self._produce(outputs, batch.acknowledge)
+
+    def _score(self, records: list[Message]) -> list[Output]:
         received = time.time()
         serving = self.models.serving
-        values = [m.value() for m in records]
-        decoded = decode_events(values)
+        decoded = decode_events([m.value() for m in records])
         started = time.perf_counter()
         scored = score_batch(serving.champion, decoded.events, received_at=received)
         shadow = (
@@ -244,6 +281,63 @@ class NativeEngine:
                 )
         rejects = [(r.index, r.reason, r.detail) for r in decoded.rejects]
         rejects += [(decoded.rows[r.index], r.reason, r.detail) for r in scored.rejects]
+        outputs += self._dead_letters(records, rejects)
+        self.metrics.events.labels("scored").inc(len(scored.decisions))
+        self.metrics.events.labels("rejected").inc(len(rejects))
+        for label, count in Counter(d["decision"] for d in scored.decisions).items():
+            self.metrics.decisions.labels(label).inc(count)
+
+        if self.joiner is not None and scored.rows:
+            kept = [decoded.events[i] for i in scored.rows]
+            self.joiner.remember(
+                [d["event_id"] for d in scored.decisions],
+                scored.scores.tolist(),
+                [d["decision"] for d in scored.decisions],
+                [event.get("context") or {} for event in kept],
+                [datetime.fromisoformat(event["event_time"]).timestamp() for event in kept],
+            )
+        if self.monitors is not None:
+            sources = [_coordinates(records[i]) for i in decoded.rows]
+            outputs.extend(
+                self.monitors.observe(
+                    serving.champion,
+                    decoded.events,
+                    scored,
+                    [partition for _, partition, _ in sources],
+                    [offset for _, _, offset in sources],
+                    self._partitions_of(settings.topic_events),
+                )
+            )
+        return outputs
+
+    def _join(self, records: list[Message]) -> list[Output]:
+        """Validate labels, join them to decisions, feed the concept-drift monitors."""
+        assert self.joiner is not None
+        accepted, rejects = parse_feedback([m.value() for m in records])
+        joined, join_rejects = self.joiner.join(
+            [(i, f["event_id"], f["label"], f["label_time"]) for i, f in accepted]
+        )
+        rejects += join_rejects
+        outputs = self._dead_letters(records, rejects)
+        self.metrics.labels.labels("joined").inc(len(joined))
+        self.metrics.labels.labels("rejected").inc(len(rejects))
+        if self.monitors is not None and joined:
+            coordinates = [_coordinates(records[j.index]) for j in joined]
+            outputs.extend(
+                self.monitors.observe_labels(
+                    self.models.serving.champion,
+                    joined,
+                    [partition for _, partition, _ in coordinates],
+                    [offset for _, _, offset in coordinates],
+                    self._partitions_of(self.settings.topic_feedback),
+                )
+            )
+        return outputs
+
+    def _dead_letters(
+        self, records: list[Message], rejects: list[tuple[int, Any, str]]
+    ) -> list[Output]:
+        outputs: list[Output] = []
         for index, reason, detail in rejects:
             source = records[index]
             topic, partition, offset = _coordinates(source)
@@ -259,46 +353,17 @@ class NativeEngine:
             )
             outputs.append(
                 (
-                    settings.topic_dlq,
+                    self.settings.topic_dlq,
                     source.key(),
                     _DUMPS(letter),
-                    [
-                        ("reason", str(reason).encode()),
-                        ("source_offset", str(offset).encode()),
-                    ],
+                    [("reason", str(reason).encode()), ("source_offset", str(offset).encode())],
                 )
             )
             self.metrics.dlq.labels(str(reason)).inc()
+        return outputs
 
-        if self.monitors is not None:
-            sources = [_coordinates(records[i]) for i in decoded.rows]
-            outputs.extend(
-                self.monitors.observe(
-                    serving.champion,
-                    decoded.events,
-                    scored,
-                    [partition for _, partition, _ in sources],
-                    [offset for _, _, offset in sources],
-                    {p for t, p in self._assigned if t == settings.topic_events},
-                )
-            )
-
-        last: dict[tuple[str, int], int] = {}
-        for message in records:
-            topic, partition, offset = _coordinates(message)
-            last[(topic, partition)] = offset
-        self.metrics.batch_size.observe(len(records))
-        self.metrics.events.labels("scored").inc(len(scored.decisions))
-        self.metrics.events.labels("rejected").inc(len(rejects))
-        for label, count in Counter(d["decision"] for d in scored.decisions).items():
-            self.metrics.decisions.labels(label).inc(count)
-        oldest = min(m.timestamp()[1] for m in records) / 1000.0
-        if self.exactly_once:
-            self._produce_transaction(outputs, last)
-            self.metrics.end_to_end_seconds.observe(max(0.0, time.time() - oldest))
-        else:
-            batch = self._ledger.open(last, len(outputs), oldest)
-            self._produce(outputs, batch.acknowledge)
+    def _partitions_of(self, topic: str) -> set[int]:
+        return {p for t, p in self._assigned if t == topic}
 
     def _produce(
         self,
@@ -400,10 +465,12 @@ class NativeEngine:
             offset = tp.offset if tp.offset >= 0 else OFFSET_BEGINNING
             self.consumer.seek(TopicPartition(tp.topic, tp.partition, offset))
 
-    def _partition_count(self) -> int:
-        topic = self.settings.topic_events
+    def _partition_count(self, topic: str, *, required: bool) -> int:
         metadata = self.consumer.list_topics(topic, timeout=30).topics.get(topic)
         if metadata is None or metadata.error is not None:
+            if not required:
+                log.warning("topic %s not found: labels are not joined", topic)
+                return 0
             raise BrokerError(
                 f"events topic {topic!r} not found at {self.settings.bootstrap_servers}; "
                 "run `scorer topics apply`"
