@@ -51,5 +51,12 @@ def test_tail_and_explain(scorer_setup: ScorerSetup) -> None:
         {True: len(declined["reason_codes"])}
     )
 
+    status = scorer(scorer_setup, "status")
+    assert status.returncode == 0, status.stderr
+    group = scorer_setup.env["SCORER_GROUP_ID"]
+    lag_row = next(line for line in status.stdout.splitlines() if group in line)
+    assert lag_row.split("│")[2].strip() == "0"  # everything consumed and committed
+    assert "loans" in status.stdout and scorer_setup.topics["events"] in status.stdout
+
     missing = scorer(scorer_setup, "explain", "no-such-event", "--timeout", "5")
     assert missing.returncode == 1 and "no decision for event 'no-such-event'" in missing.stderr
