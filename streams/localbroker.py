@@ -196,6 +196,17 @@ class LocalBroker:
                 time.sleep(0.05)
 
 
+def free_port_pair() -> int:
+    """A port p such that p and p + 1 (the controller's) are both free on 127.0.0.1."""
+    for _ in range(50):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = int(probe.getsockname()[1])
+        if port < 65535 and not _port_taken(port + 1):
+            return port
+    raise BrokerError("no free pair of ports on 127.0.0.1")
+
+
 def _run(command: list[str]) -> str:
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:

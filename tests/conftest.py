@@ -9,7 +9,6 @@ uniquely named topics and consumer groups, so tests never share state.
 from __future__ import annotations
 
 import os
-import socket
 import uuid
 from collections.abc import Callable, Iterator
 
@@ -17,24 +16,7 @@ import pytest
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from streams.localbroker import LocalBroker
-
-
-def free_port_pair() -> int:
-    """A port p such that p and p + 1 (the controller) are both free on loopback."""
-    for _ in range(50):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        if port >= 65535:
-            continue
-        with socket.socket() as second:
-            try:
-                second.bind(("127.0.0.1", port + 1))
-            except OSError:
-                continue
-        return int(port)
-    raise RuntimeError("no free pair of ports on 127.0.0.1")
+from streams.localbroker import LocalBroker, free_port_pair
 
 
 def unique(prefix: str) -> str:

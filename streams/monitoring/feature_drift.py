@@ -61,7 +61,27 @@ def g_verdict(
     )
 
 
-class FeatureDriftMonitor:
+class HistogramTest:
+    """A window histogram tested against reference counts; shared by histogram monitors.
+
+    Subclasses set ``cells`` and ``reference`` (counts per cell) before ``configure``.
+    """
+
+    cells: int
+    reference: tuple[int, ...]
+    test: TwoSampleTest | None = None
+    budget_events: float = 0.0
+
+    @property
+    def testable(self) -> bool:
+        return self.cells >= 2 and sum(self.reference) > 0
+
+    def configure(self, budget_events: float, tests: int, draws: int, seed: int) -> None:
+        self.budget_events = budget_events
+        self.test = TwoSampleTest(self.reference, budget_events, tests, draws=draws, seed=seed)
+
+
+class FeatureDriftMonitor(HistogramTest):
     """One feature's histogram per window against the training histogram."""
 
     monitor: MonitorKind = "feature"
@@ -95,16 +115,6 @@ class FeatureDriftMonitor:
         self._reference_info.update(
             count=int(stats["count"]), proportions=shares(np.asarray(self.reference))
         )
-        self.test: TwoSampleTest | None = None  # set by configure() once the budget is known
-        self.budget_events = 0.0
-
-    @property
-    def testable(self) -> bool:
-        return self.cells >= 2 and sum(self.reference) > 0
-
-    def configure(self, budget_events: float, tests: int, draws: int, seed: int) -> None:
-        self.budget_events = budget_events
-        self.test = TwoSampleTest(self.reference, budget_events, tests, draws=draws, seed=seed)
 
     def _cells(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         if self.kind is FeatureKind.NUMERIC:

@@ -16,15 +16,15 @@ import numpy as np
 from models.policy import APPROVE, DECLINE, REVIEW
 from streams.monitoring.base import MonitorKind, Verdict, count_by_window
 from streams.monitoring.batch import ObservedBatch
-from streams.monitoring.calibration import TwoSampleTest, reference_counts
-from streams.monitoring.feature_drift import g_verdict
+from streams.monitoring.calibration import reference_counts
+from streams.monitoring.feature_drift import HistogramTest, g_verdict
 from streams.monitoring.likelihood_ratio import shares
 from streams.monitoring.summary import Stream, WindowSummary
 
 DECISION_LABELS = (APPROVE, REVIEW, DECLINE)
 
 
-class PredictionDriftMonitor:
+class PredictionDriftMonitor(HistogramTest):
     """The score histogram per window against the holdout score histogram."""
 
     monitor_id = "prediction:score"
@@ -41,16 +41,6 @@ class PredictionDriftMonitor:
             "edges": list(stats["edges"]),
             "proportions": shares(np.asarray(self.reference)),
         }
-        self.test: TwoSampleTest | None = None
-        self.budget_events = 0.0
-
-    @property
-    def testable(self) -> bool:
-        return self.cells >= 2 and sum(self.reference) > 0
-
-    def configure(self, budget_events: float, tests: int, draws: int, seed: int) -> None:
-        self.budget_events = budget_events
-        self.test = TwoSampleTest(self.reference, budget_events, tests, draws=draws, seed=seed)
 
     def count(
         self, batch: ObservedBatch, position: np.ndarray, windows: int

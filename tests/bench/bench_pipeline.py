@@ -40,7 +40,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -74,7 +73,7 @@ from models.registry import Registry  # noqa: E402
 from models.scoring_model import ScoringModel  # noqa: E402
 from models.training import train  # noqa: E402
 from streams.core.scoring import score_batch  # noqa: E402
-from streams.localbroker import LocalBroker  # noqa: E402
+from streams.localbroker import LocalBroker, free_port_pair  # noqa: E402
 from streams.runtime import tune_garbage_collector  # noqa: E402
 
 TARGET_EPS = 50_000
@@ -94,23 +93,6 @@ class BenchError(RuntimeError):
 
 
 # -- infrastructure ------------------------------------------------------------------------
-
-
-def free_port_pair() -> int:
-    """A port p such that p and p + 1 (the broker's controller) are both free on loopback."""
-    for _ in range(50):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = int(probe.getsockname()[1])
-        if port >= 65535:
-            continue
-        with socket.socket() as second:
-            try:
-                second.bind(("127.0.0.1", port + 1))
-            except OSError:
-                continue
-        return port
-    raise BenchError("no free pair of ports on 127.0.0.1")
 
 
 @contextlib.contextmanager
