@@ -56,33 +56,35 @@ class EngineMonitors:
     def observe(
         self,
         model: ScoringModel,
-        events: list[dict[str, Any]],
         scored: ScoredBatch,
+        event_times: list[float],
+        contexts: list[dict[str, str]],
         partitions: list[int],
         offsets: list[int],
         assigned: set[int],
     ) -> list[Output]:
         """Outputs for the alerts and reports that this batch made final.
 
-        A window closes when every partition of the events topic has passed it. Partitions
-        assigned to another process are moved along with this batch's latest event time, so
-        that windows close here too; their events are then not in this process's verdicts
-        (merging summaries across processes is the multi-instance design of
-        :mod:`streams.monitoring.monitor_set`, not wired into this engine yet).
+        ``event_times`` (epoch seconds), ``contexts``, ``partitions`` and ``offsets`` are
+        aligned with the scored rows. A window closes when every partition of the events
+        topic has passed it. Partitions assigned to another process are moved along with
+        this batch's latest event time, so that windows close here too; their events are
+        then not in this process's verdicts (merging summaries across processes is the
+        multi-instance design of :mod:`streams.monitoring.monitor_set`, not wired into this
+        engine yet).
         """
         if scored.X is None or not scored.rows:
             return []
         try:
             monitors = self._for(model)
-            kept = scored.rows
             batch = ObservedBatch(
                 scored.X,
                 scored.scores,
                 [d["decision"] for d in scored.decisions],
-                [events[i]["event_time"] for i in kept],
-                [partitions[i] for i in kept],
-                [offsets[i] for i in kept],
-                [events[i].get("context") or {} for i in kept],
+                np.asarray(event_times, dtype=np.float64),
+                partitions,
+                offsets,
+                contexts,
             )
             records = monitors.observe(batch)
             records += self._advance(monitors, "events", float(batch.event_time.max()), assigned)

@@ -287,27 +287,31 @@ class NativeEngine:
         for label, count in Counter(d["decision"] for d in scored.decisions).items():
             self.metrics.decisions.labels(label).inc(count)
 
-        if self.joiner is not None and scored.rows:
+        if scored.rows and (self.joiner is not None or self.monitors is not None):
             kept = [decoded.events[i] for i in scored.rows]
-            self.joiner.remember(
-                [d["event_id"] for d in scored.decisions],
-                scored.scores.tolist(),
-                [d["decision"] for d in scored.decisions],
-                [event.get("context") or {} for event in kept],
-                [datetime.fromisoformat(event["event_time"]).timestamp() for event in kept],
-            )
-        if self.monitors is not None:
-            sources = [_coordinates(records[i]) for i in decoded.rows]
-            outputs.extend(
-                self.monitors.observe(
-                    serving.champion,
-                    decoded.events,
-                    scored,
-                    [partition for _, partition, _ in sources],
-                    [offset for _, _, offset in sources],
-                    self._partitions_of(settings.topic_events),
+            times = [datetime.fromisoformat(event["event_time"]).timestamp() for event in kept]
+            contexts = [event.get("context") or {} for event in kept]
+            if self.joiner is not None:
+                self.joiner.remember(
+                    [d["event_id"] for d in scored.decisions],
+                    scored.scores.tolist(),
+                    [d["decision"] for d in scored.decisions],
+                    contexts,
+                    times,
                 )
-            )
+            if self.monitors is not None:
+                sources = [records[decoded.rows[i]] for i in scored.rows]
+                outputs.extend(
+                    self.monitors.observe(
+                        serving.champion,
+                        scored,
+                        times,
+                        contexts,
+                        [int(m.partition() or 0) for m in sources],
+                        [int(m.offset() or 0) for m in sources],
+                        self._partitions_of(settings.topic_events),
+                    )
+                )
         return outputs
 
     def _join(self, records: list[Message]) -> list[Output]:
