@@ -413,6 +413,17 @@ class Decision(_Contract):
     model: ModelRef
     input_hash: Sha256 = Field(description="sha256 of the canonical JSON of the features.")
     event_time: Timestamp
+    context: dict[
+        FeatureName,
+        Annotated[str, Strict(), StringConstraints(max_length=MAX_CONTEXT_VALUE_LENGTH)],
+    ] = Field(
+        default_factory=dict,
+        description=(
+            "The event's context attributes, echoed so that outcomes can be audited and "
+            "monitored per group without the event; never model inputs."
+        ),
+        json_schema_extra={"maxProperties": MAX_CONTEXT_ENTRIES},
+    )
     scored_at: Timestamp
     latency_ms: NonNegativeFloat = Field(description="Time from consume to decision.")
     shadow: Annotated[bool, Strict()] = Field(

@@ -189,6 +189,7 @@ def _build(
             "model": ref,
             "input_hash": sha256(dumps(event["features"], option=_SORTED)).hexdigest(),
             "event_time": event["event_time"],
+            "context": event.get("context") or {},
             "scored_at": scored_text,
             "latency_ms": latency,
             "shadow": shadow,

@@ -28,7 +28,7 @@ Windows without a verdict (too few events) neither breach nor clear.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from streams.monitoring.base import Verdict
@@ -46,6 +46,11 @@ class Episode:
     breaches: int = 1
     peak: float = 0.0
     clear_streak: int = 0
+
+
+_EPISODE_SCALARS = (
+    "alert_id", "opened_window", "retrain_rule", "windows", "breaches", "peak", "clear_streak"
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -127,6 +132,33 @@ class EpisodeTracker:
             retrain_rule,
             {**self._describe(episode), "escalated_window": window_id},
         )
+
+    def state(self) -> dict[str, Any]:
+        """JSON-able episode state, for a checkpoint; :meth:`restore` reverses it."""
+        return {
+            "open": {
+                key: {
+                    **{f: getattr(e, f) for f in _EPISODE_SCALARS},
+                    "opening": asdict(e.opening),
+                    "opening_window": e.opening_window.to_dict(),
+                }
+                for key, e in sorted(self.open.items())
+            },
+            "cooldown_until": dict(sorted(self.cooldown_until.items())),
+            "suppressed": self.suppressed,
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.open = {
+            key: Episode(
+                **{f: e[f] for f in _EPISODE_SCALARS},
+                opening=Verdict(**e["opening"]),
+                opening_window=WindowSummary.from_dict(e["opening_window"]),
+            )
+            for key, e in state["open"].items()
+        }
+        self.cooldown_until = {k: int(v) for k, v in state["cooldown_until"].items()}
+        self.suppressed = int(state["suppressed"])
 
     @staticmethod
     def _describe(episode: Episode) -> dict[str, Any]:

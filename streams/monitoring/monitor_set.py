@@ -311,6 +311,60 @@ class MonitorSet:
             transition, model=self.model, budget_events=budget, detected_at=self.clock()
         )
 
+    # --- checkpoints --------------------------------------------------------------------------
+
+    def state(self) -> dict[str, Any]:
+        """Everything that changes as data arrives, JSON-able, for a checkpoint.
+
+        Thresholds are not included: they are calibrated from the manifest and the config
+        with a fixed seed, so a set built from the same two and given this state by
+        :meth:`restore` continues exactly where this one stands.
+        """
+        return {
+            "version": EXPORT_VERSION,
+            "model": self.model,
+            "clocks": {
+                stream: {
+                    "watermarks": {str(p): t for p, t in sorted(clock.watermarks.items())},
+                    "high_offsets": {str(p): o for p, o in sorted(clock.high_offsets.items())},
+                    "evaluated_through": clock.evaluated_through,
+                }
+                for stream, clock in self.clocks.items()
+            },
+            "pending": {
+                stream: [self.pending[stream][w].to_dict() for w in sorted(self.pending[stream])]
+                for stream in STREAMS
+            },
+            "episodes": self.episodes.state(),
+            "retrain_streak": self.retrain.streak,
+            "counters": dict(self.counters),
+            "expected_false_breaches": dict(self.expected_false_breaches),
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Continue from :meth:`state` of a set built from the same manifest and config."""
+        if state.get("version") != EXPORT_VERSION or state.get("model") != self.model:
+            raise MonitoringError(
+                f"monitor state for {state.get('model')} (version {state.get('version')}) "
+                f"does not belong to {self.model}"
+            )
+        for stream, saved in state["clocks"].items():
+            clock = self.clocks[stream]
+            clock.watermarks = {int(p): float(t) for p, t in saved["watermarks"].items()}
+            clock.high_offsets = {int(p): int(o) for p, o in saved["high_offsets"].items()}
+            clock.evaluated_through = saved["evaluated_through"]
+        self.pending = {
+            stream: {
+                (summary := WindowSummary.from_dict(window)).window_id: summary
+                for window in state["pending"][stream]
+            }
+            for stream in STREAMS
+        }
+        self.episodes.restore(state["episodes"])
+        self.retrain.streak = int(state["retrain_streak"])
+        self.counters = Counter(state["counters"])
+        self.expected_false_breaches = Counter(state["expected_false_breaches"])
+
     # --- observability ----------------------------------------------------------------------
 
     def stats(self) -> dict[str, Any]:
