@@ -179,6 +179,10 @@ FeatureName = Annotated[
 ]
 Label = Annotated[str, Strict(), StringConstraints(min_length=1, max_length=64)]
 Detail = Annotated[str, Strict(), StringConstraints(max_length=MAX_DETAIL_LENGTH)]
+Context = dict[
+    FeatureName,
+    Annotated[str, Strict(), StringConstraints(max_length=MAX_CONTEXT_VALUE_LENGTH)],
+]
 Sha256 = Annotated[
     str,
     Strict(),
@@ -311,10 +315,7 @@ class ScoringEvent(_Contract):
         ),
         json_schema_extra={"maxProperties": MAX_FEATURES},
     )
-    context: dict[
-        FeatureName,
-        Annotated[str, Strict(), StringConstraints(max_length=MAX_CONTEXT_VALUE_LENGTH)],
-    ] = Field(
+    context: Context = Field(
         default_factory=dict,
         description=(
             "Attributes for monitoring only (e.g. protected attributes); never model inputs."
@@ -413,10 +414,7 @@ class Decision(_Contract):
     model: ModelRef
     input_hash: Sha256 = Field(description="sha256 of the canonical JSON of the features.")
     event_time: Timestamp
-    context: dict[
-        FeatureName,
-        Annotated[str, Strict(), StringConstraints(max_length=MAX_CONTEXT_VALUE_LENGTH)],
-    ] = Field(
+    context: Context = Field(
         default_factory=dict,
         description=(
             "The event's context attributes, echoed so that outcomes can be audited and "
