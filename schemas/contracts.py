@@ -619,6 +619,34 @@ class ModelEvent(_Contract):
     occurred_at: Timestamp
 
 
+class MonitorSummary(_Contract):
+    """Window count deltas of one scoring process, for the monitor owner to merge.
+
+    Each scoring process counts the events it scored into event-time windows and publishes
+    the counts with the batch's other outputs; ``scorer monitor`` merges them, so that its
+    verdicts equal those of one process over all partitions.
+    """
+
+    version: Annotated[int, Strict(), Field(ge=1)] = Field(description="Export format.")
+    model: ModelRef
+    streams: dict[Literal["events", "labels"], dict[str, Any]] = Field(
+        description="Per stream: watermarks and high offsets per partition, window counts."
+    )
+
+
+class MonitorCheckpoint(_Contract):
+    """The monitor owner's state and the input offsets it covers, written in one transaction
+    with them (so a restart continues exactly where the last commit stood)."""
+
+    schema_version: SchemaVersion = SCHEMA_VERSION
+    owner: Identifier = Field(description="The owner's id; also the record key.")
+    offsets: dict[str, dict[str, Annotated[int, Strict(), Field(ge=0)]]] = Field(
+        description="Next offset to read, per topic and partition."
+    )
+    monitors: list[dict[str, Any]] = Field(description="State of each model version's monitors.")
+    written_at: Timestamp
+
+
 CONTRACTS: Final[dict[str, type[BaseModel]]] = {
     model.__name__: model
     for model in (
@@ -630,6 +658,8 @@ CONTRACTS: Final[dict[str, type[BaseModel]]] = {
         Feedback,
         DeadLetter,
         ModelEvent,
+        MonitorSummary,
+        MonitorCheckpoint,
     )
 }
 """Every top-level record contract by class name, as named in infra/topics.yaml."""

@@ -1,10 +1,10 @@
 """Joining late labels to the decisions they judge.
 
 Upstream publishes ``Feedback(event_id, label, label_time)`` once an outcome is known. The
-joiner remembers, for every decision this process made, what the monitors need (score,
-decision, context, event time), for ``retention_s`` of event time. A label joins its
-decision once: a second label for the same event is a ``DUPLICATE_LABEL``; a label for an
-event older than the retention is ``LABEL_TOO_LATE``; a label for an event this process has
+joiner remembers, for every decision read from the decisions topic, what the monitors need
+(score, decision, context, event time, model), for ``retention_s`` of event time. A label
+joins its decision once: a second label for the same event is a ``DUPLICATE_LABEL``; a label for an
+event older than the retention is ``LABEL_TOO_LATE``; a label for an event the joiner has
 no decision for is ``LABEL_UNKNOWN_EVENT``. Rejected labels go to the dead-letter topic like
 any other invalid input. Memory is bounded by the retention and by ``max_entries``.
 
@@ -38,6 +38,7 @@ class Joined:
     label: int
     label_time: float
     context: dict[str, str]
+    model: tuple[str, int] | None = None
 
 
 @dataclass(slots=True)
@@ -46,6 +47,7 @@ class _Snapshot:
     decision: str
     context: dict[str, str]
     event_time: float
+    model: tuple[str, int] | None = None
     labelled: bool = False
 
 
@@ -68,14 +70,25 @@ class FeedbackJoiner:
         decisions: Sequence[str],
         contexts: Sequence[dict[str, str]],
         event_times: Sequence[float],
+        models: Sequence[tuple[str, int] | None] | None = None,
     ) -> None:
-        """Keep what the monitors need of each decision; forget what left the retention."""
+        """Keep what the monitors need of each decision; forget what left the retention.
+
+        ``models`` names the (name, version) that made each decision, so that its label
+        feeds that version's monitors.
+        """
         store = self._snapshots
-        for event_id, score, decision, context, when in zip(
-            event_ids, scores, decisions, contexts, event_times, strict=True
+        for event_id, score, decision, context, when, model in zip(
+            event_ids,
+            scores,
+            decisions,
+            contexts,
+            event_times,
+            models or [None] * len(event_ids),
+            strict=True,
         ):
             if event_id not in store:  # a re-scored duplicate keeps its first snapshot
-                store[event_id] = _Snapshot(score, decision, context, when)
+                store[event_id] = _Snapshot(score, decision, context, when, model)
             if when > self._newest:
                 self._newest = when
         horizon = self._newest - self.retention_s
@@ -129,6 +142,7 @@ class FeedbackJoiner:
                         label,
                         label_time,
                         snapshot.context,
+                        snapshot.model,
                     )
                 )
         return joined, rejects

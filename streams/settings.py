@@ -69,6 +69,8 @@ class Settings(BaseModel):
     topic_feedback: str = "feedback"
     topic_dlq: str = "events.dlq"
     topic_model_events: str = "model-events"
+    topic_monitor_summaries: str = "monitor-summaries"
+    topic_monitor_checkpoints: str = "monitor-checkpoints"
     group_id: str = "scorer"
     max_batch: int = Field(default=1000, ge=1, le=100_000)
     max_wait_ms: int = Field(default=10, ge=0, le=60_000)
@@ -78,6 +80,9 @@ class Settings(BaseModel):
     monitor: bool = True
     monitor_window_seconds: float = Field(default=60.0, gt=0.0)
     monitor_lateness_seconds: float = Field(default=5.0, ge=0.0)
+    monitor_group_id: str = "scorer-monitor"
+    monitor_checkpoint_seconds: float = Field(default=2.0, gt=0.0)
+    monitor_idle_seconds: float | None = Field(default=None, gt=0.0)
     join_feedback: bool = True
     feedback_retention_seconds: float = Field(default=86_400.0, gt=0.0)
 

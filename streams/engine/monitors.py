@@ -1,30 +1,36 @@
-"""The engine's side of monitoring: feed each scored batch to the champion's monitors and
-turn the records they emit into outputs for ``drift-alerts`` and ``fairness-reports``.
+"""The scoring side of monitoring: count each scored batch into window summaries.
 
-Monitors run inside the scoring process, on the batch it already holds: the design matrix,
-scores and decisions are at hand, so observing costs a few vectorised counts per batch and
-no second pass over ``decisions``. One :class:`~streams.monitoring.monitor_set.MonitorSet`
-per serving version: a promotion starts fresh windows against the new version's reference.
-The process owns the monitors of the partitions it is assigned (one process: all); alert
-records leave with the batch's other outputs, so their offsets commit only once they are
-delivered. A failure in monitoring is logged and counted, never allowed to stop scoring.
+Where monitors run, and why here and in ``scorer monitor``:
+
+- Counting happens inside every scoring process, on the batch it already holds: the design
+  matrix, scores and decisions are at hand, so it costs a few vectorised counts per batch and
+  no second pass over a topic. Reading the features back from ``decisions`` would need them
+  in every decision; re-reading ``events`` would decode and vectorise everything twice.
+- Judging happens in one place, ``scorer monitor`` (:mod:`streams.engine.monitor_owner`):
+  each process publishes the window count deltas of its batch to ``monitor-summaries``
+  (keyed by model, one partition, so the owner reads them in order), together with the
+  batch's other outputs, so they are committed like them (at-least-once or in the batch's
+  transaction). The owner merges the summaries of every process, joins labels, and emits
+  alerts and fairness reports. Summaries add exactly and windows are in event time, so the
+  verdicts equal those of one process over all partitions, however the partitions are split.
+
+One contributing :class:`~streams.monitoring.monitor_set.MonitorSet` per serving version: a
+promotion starts counting against the new version's reference. A failure in monitoring is
+logged and counted, never allowed to stop scoring.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import numpy as np
 import orjson
 
 from models.scoring_model import ScoringModel
 from streams.core.scoring import ScoredBatch
-from streams.feedback import Joined
-from streams.monitoring.batch import LabelledBatch, ObservedBatch
+from streams.monitoring.batch import ObservedBatch
 from streams.monitoring.config import MonitorConfig
 from streams.monitoring.monitor_set import MonitorSet
-from streams.monitoring.summary import Stream
 from streams.observability import ScorerMetrics
 from streams.settings import Settings
 
@@ -33,24 +39,21 @@ log = logging.getLogger(__name__)
 Output = tuple[str, bytes | None, bytes, list[tuple[str, str | bytes | None]]]
 
 
-class EngineMonitors:
-    """Drift and fairness monitors of the serving champion version."""
+def monitor_config(settings: Settings, **fields: int | None) -> MonitorConfig:
+    """The window settings every contributor and the owner share (plus ``fields``)."""
+    return MonitorConfig(
+        window_seconds=settings.monitor_window_seconds,
+        lateness_seconds=settings.monitor_lateness_seconds,
+        **fields,  # type: ignore[arg-type]
+    )
 
-    def __init__(
-        self,
-        settings: Settings,
-        metrics: ScorerMetrics,
-        event_partitions: int,
-        label_partitions: int | None = None,
-    ) -> None:
+
+class EngineMonitors:
+    """Counts the serving champion's scored events into window summaries."""
+
+    def __init__(self, settings: Settings, metrics: ScorerMetrics) -> None:
         self.settings, self.metrics = settings, metrics
-        self.partitions = {"events": event_partitions, "labels": label_partitions or 0}
-        self.config = MonitorConfig(
-            window_seconds=settings.monitor_window_seconds,
-            lateness_seconds=settings.monitor_lateness_seconds,
-            event_partitions=event_partitions,
-            label_partitions=label_partitions,
-        )
+        self.config = monitor_config(settings)
         self._sets: dict[tuple[str, int], MonitorSet] = {}
 
     def observe(
@@ -61,100 +64,45 @@ class EngineMonitors:
         contexts: list[dict[str, str]],
         partitions: list[int],
         offsets: list[int],
-        assigned: set[int],
+        assigned: set[int] | None = None,
     ) -> list[Output]:
-        """Outputs for the alerts and reports that this batch made final.
+        """The summary record of this batch's counts (none when nothing was scored).
 
         ``event_times`` (epoch seconds), ``contexts``, ``partitions`` and ``offsets`` are
-        aligned with the scored rows. A window closes when every partition of the events
-        topic has passed it. Partitions assigned to another process are moved along with
-        this batch's latest event time, so that windows close here too; their events are
-        then not in this process's verdicts (merging summaries across processes is the
-        multi-instance design of :mod:`streams.monitoring.monitor_set`, not wired into this
-        engine yet).
+        aligned with the scored rows. ``assigned`` is not needed: window closing is the
+        owner's decision, from the watermarks in the summaries.
         """
         if scored.X is None or not scored.rows:
             return []
         try:
             monitors = self._for(model)
-            batch = ObservedBatch(
-                scored.X,
-                scored.scores,
-                [d["decision"] for d in scored.decisions],
-                np.asarray(event_times, dtype=np.float64),
-                partitions,
-                offsets,
-                contexts,
+            monitors.observe(
+                ObservedBatch(
+                    scored.X,
+                    scored.scores,
+                    [d["decision"] for d in scored.decisions],
+                    np.asarray(event_times, dtype=np.float64),
+                    partitions,
+                    offsets,
+                    contexts,
+                )
             )
-            records = monitors.observe(batch)
-            records += self._advance(monitors, "events", float(batch.event_time.max()), assigned)
+            export = monitors.summaries()
         except Exception:  # monitoring must never stop scoring
             log.exception("monitoring failed on a batch; scoring continues")
             self.metrics.errors.labels("monitoring").inc()
             return []
-        return [self._output(record) for record in records]
-
-    def observe_labels(
-        self,
-        model: ScoringModel,
-        joined: list[Joined],
-        partitions: list[int],
-        offsets: list[int],
-        assigned: set[int],
-    ) -> list[Output]:
-        """Outputs for the concept-drift and outcome-fairness records the labels made final."""
-        try:
-            monitors = self._for(model)
-            batch = LabelledBatch(
-                [j.score for j in joined],
-                [j.decision for j in joined],
-                [j.label for j in joined],
-                [j.label_time for j in joined],
-                partitions,
-                offsets,
-                [j.context for j in joined],
-            )
-            records = monitors.observe_labels(batch)
-            records += self._advance(monitors, "labels", float(batch.label_time.max()), assigned)
-        except Exception:  # monitoring must never stop scoring
-            log.exception("monitoring failed on a batch of labels; scoring continues")
-            self.metrics.errors.labels("monitoring").inc()
-            return []
-        return [self._output(record) for record in records]
-
-    def _advance(
-        self, monitors: MonitorSet, stream: Stream, latest: float, assigned: set[int]
-    ) -> list[dict[str, Any]]:
-        records: list[dict[str, Any]] = []
-        for partition in range(self.partitions[stream]):
-            if partition not in assigned:
-                records += monitors.advance_watermark(stream, partition, latest)
-        return records
+        headers: list[tuple[str, str | bytes | None]] = [
+            ("model_name", model.manifest.name.encode()),
+            ("model_version", str(model.manifest.version).encode()),
+        ]
+        key = model.manifest.name.encode()
+        return [(self.settings.topic_monitor_summaries, key, orjson.dumps(export), headers)]
 
     def _for(self, model: ScoringModel) -> MonitorSet:
         key = (model.manifest.name, model.manifest.version)
         monitors = self._sets.get(key)
         if monitors is None:
-            self._sets = {key: MonitorSet(model.manifest, self.config)}  # old version retires
-            monitors = self._sets[key]
+            monitors = MonitorSet(model.manifest, self.config, role="contributor")
+            self._sets = {key: monitors}  # the old version retires
         return monitors
-
-    def _output(self, record: dict[str, Any]) -> Output:
-        if "alert_id" in record:
-            topic, key = self.settings.topic_drift_alerts, record["monitor_id"]
-            status = "resolved" if record.get("status") == "resolved" else "open"
-            self.metrics.alerts.labels(record.get("monitor", "?"), status).inc()
-            log.warning(
-                "drift %s: %s %s (%s=%.4g, threshold %.4g, retrain %s)",
-                status, record.get("monitor"), record.get("feature") or "",
-                record.get("statistic"), record.get("value", np.nan),
-                record.get("threshold", np.nan), record.get("retrain_recommended"),
-            )  # fmt: skip
-        else:
-            topic, key = self.settings.topic_fairness_reports, record["attribute"]
-            self.metrics.fairness.labels(record["attribute"], record.get("status", "?")).inc()
-        headers: list[tuple[str, str | bytes | None]] = [
-            ("model_name", str(record["model"]["name"]).encode()),
-            ("model_version", str(record["model"]["version"]).encode()),
-        ]
-        return (topic, key.encode(), orjson.dumps(record), headers)

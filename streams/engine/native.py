@@ -54,7 +54,6 @@ from streams.core.scoring import score_batch
 from streams.engine.delivery import BatchDelivery, DeliveryLedger
 from streams.engine.model_watch import ModelWatcher
 from streams.engine.monitors import EngineMonitors
-from streams.feedback import FeedbackJoiner, parse_feedback
 from streams.observability import Health, ScorerMetrics
 from streams.runtime import tune_garbage_collector
 from streams.settings import Settings
@@ -109,22 +108,8 @@ class NativeEngine:
             settings, registry or Registry(settings.registry), model_name, self.metrics
         )
         self.consumer = Consumer(self._consumer_config())
-        label_partitions = self._partition_count(settings.topic_feedback, required=False)
-        self.joiner = (
-            FeedbackJoiner(settings.feedback_retention_seconds)
-            if settings.join_feedback and label_partitions
-            else None
-        )
-        self.monitors = (
-            EngineMonitors(
-                settings,
-                self.metrics,
-                self._partition_count(settings.topic_events, required=True),
-                label_partitions or None,
-            )
-            if settings.monitor
-            else None
-        )
+        self._partition_count(settings.topic_events, required=True)
+        self.monitors = EngineMonitors(settings, self.metrics) if settings.monitor else None
         self.producer = Producer(self._producer_config())
         if exactly_once:
             self.producer.init_transactions(30)
@@ -170,8 +155,6 @@ class NativeEngine:
 
     def run(self) -> None:
         topics = [self.settings.topic_events]
-        if self.joiner is not None:
-            topics.append(self.settings.topic_feedback)
         self.consumer.subscribe(topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
         tune_garbage_collector()
         log.info(
@@ -222,15 +205,8 @@ class NativeEngine:
         return False
 
     def _process(self, records: list[Message]) -> None:
-        """One batch: events are scored, feedback labels joined; then everything is sent."""
-        feedback_topic = self.settings.topic_feedback
-        events = [m for m in records if m.topic() != feedback_topic]
-        labels = [m for m in records if m.topic() == feedback_topic] if self.joiner else []
-        outputs: list[Output] = []
-        if events:
-            outputs += self._score(events)
-        if labels:
-            outputs += self._join(labels)
+        """One batch: events are scored; then everything is sent."""
+        outputs = self._score(records)
 
         last: dict[tuple[str, int], int] = {}
         for message in records:
@@ -287,53 +263,20 @@ class NativeEngine:
         for label, count in Counter(d["decision"] for d in scored.decisions).items():
             self.metrics.decisions.labels(label).inc(count)
 
-        if scored.rows and (self.joiner is not None or self.monitors is not None):
+        if scored.rows and self.monitors is not None:
             kept = [decoded.events[i] for i in scored.rows]
             times = [datetime.fromisoformat(event["event_time"]).timestamp() for event in kept]
             contexts = [event.get("context") or {} for event in kept]
-            if self.joiner is not None:
-                self.joiner.remember(
-                    [d["event_id"] for d in scored.decisions],
-                    scored.scores.tolist(),
-                    [d["decision"] for d in scored.decisions],
-                    contexts,
-                    times,
-                )
-            if self.monitors is not None:
-                sources = [records[decoded.rows[i]] for i in scored.rows]
-                outputs.extend(
-                    self.monitors.observe(
-                        serving.champion,
-                        scored,
-                        times,
-                        contexts,
-                        [int(m.partition() or 0) for m in sources],
-                        [int(m.offset() or 0) for m in sources],
-                        self._partitions_of(settings.topic_events),
-                    )
-                )
-        return outputs
-
-    def _join(self, records: list[Message]) -> list[Output]:
-        """Validate labels, join them to decisions, feed the concept-drift monitors."""
-        assert self.joiner is not None
-        accepted, rejects = parse_feedback([m.value() for m in records])
-        joined, join_rejects = self.joiner.join(
-            [(i, f["event_id"], f["label"], f["label_time"]) for i, f in accepted]
-        )
-        rejects += join_rejects
-        outputs = self._dead_letters(records, rejects)
-        self.metrics.labels.labels("joined").inc(len(joined))
-        self.metrics.labels.labels("rejected").inc(len(rejects))
-        if self.monitors is not None and joined:
-            coordinates = [_coordinates(records[j.index]) for j in joined]
+            sources = [records[decoded.rows[i]] for i in scored.rows]
             outputs.extend(
-                self.monitors.observe_labels(
-                    self.models.serving.champion,
-                    joined,
-                    [partition for _, partition, _ in coordinates],
-                    [offset for _, _, offset in coordinates],
-                    self._partitions_of(self.settings.topic_feedback),
+                self.monitors.observe(
+                    serving.champion,
+                    scored,
+                    times,
+                    contexts,
+                    [int(m.partition() or 0) for m in sources],
+                    [int(m.offset() or 0) for m in sources],
+                    self._partitions_of(settings.topic_events),
                 )
             )
         return outputs

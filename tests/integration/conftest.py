@@ -30,6 +30,8 @@ TOPIC_SETTINGS = {
     "feedback": ("SCORER_TOPIC_FEEDBACK", 3),
     "drift-alerts": ("SCORER_TOPIC_DRIFT_ALERTS", 1),
     "fairness-reports": ("SCORER_TOPIC_FAIRNESS_REPORTS", 1),
+    "monitor-summaries": ("SCORER_TOPIC_MONITOR_SUMMARIES", 1),
+    "monitor-checkpoints": ("SCORER_TOPIC_MONITOR_CHECKPOINTS", 1),
 }
 
 
@@ -48,8 +50,15 @@ class ScorerSetup:
         env = dict(self.env)
         if group_id:
             env["SCORER_GROUP_ID"] = group_id
+        return self.start("serve", "--metrics-port", "0", *extra, env=env)
+
+    def monitor(self, *extra: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        """Start ``scorer monitor``, the owner of the monitors' verdicts."""
+        return self.start("monitor", *extra, env={**self.env, **(env or {})})
+
+    def start(self, *argv: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
         process = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "serve", "--metrics-port", "0", *extra],
+            [sys.executable, "-m", "streams.cli", *argv],
             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         )  # fmt: skip
         self.processes.append(process)
@@ -124,6 +133,7 @@ def scorer_setup(
     env.update({
         "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "SCORER_REGISTRY": str(registry.root),
         "SCORER_MODEL": "loans", "SCORER_GROUP_ID": unique("scorer"), "SCORER_MAX_WAIT_MS": "20",
+        "SCORER_MONITOR_GROUP_ID": unique("monitor"), "SCORER_MONITOR_CHECKPOINT_SECONDS": "1",
     })  # fmt: skip
     setup = ScorerSetup(kafka_bootstrap, topics, registry, "loans", env)
     yield setup

@@ -19,7 +19,7 @@ def test_loan_shift_raises_one_alert_per_episode(scorer_setup: ScorerSetup) -> N
                             interval=timedelta(milliseconds=10), run_id="drift")  # fmt: skip
     records = [(e.event["entity_id"].encode(), orjson.dumps(e.event)) for e in stream]
     scorer_setup.env["SCORER_MONITOR_WINDOW_SECONDS"] = "5"  # 500 events per window
-    engine = scorer_setup.serve()
+    engine, owner = scorer_setup.serve(), scorer_setup.monitor()
     scorer_setup.produce(records)
 
     reader = scorer_setup.consumer("drift-alerts", "fairness-reports")
@@ -33,8 +33,9 @@ def test_loan_shift_raises_one_alert_per_episode(scorer_setup: ScorerSetup) -> N
 
     messages = scorer_setup.read(reader, loan_alert, timeout=240)
     reader.close()
-    engine.send_signal(signal.SIGTERM)
-    assert engine.wait(60) == 0
+    for process in (engine, owner):
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(60) == 0, process.stdout.read().decode()[-3000:]
 
     drift_time = start + timedelta(milliseconds=10 * drift_at)
     alerts = [

@@ -19,7 +19,7 @@ def test_labels_join_and_concept_drift_recommends_retraining(scorer_setup: Score
     stream = list(agrawal_stream(12_000, seed=71, drift_at=6_000, drift_factor=1.5, start=start,
                                  interval=timedelta(milliseconds=10), run_id="fb"))  # fmt: skip
     scorer_setup.env["SCORER_MONITOR_WINDOW_SECONDS"] = "5"
-    engine = scorer_setup.serve()
+    engine, owner = scorer_setup.serve(), scorer_setup.monitor()
     scorer_setup.produce([(e.event["entity_id"].encode(), orjson.dumps(e.event)) for e in stream])
     reader = scorer_setup.consumer("decisions", "drift-alerts", "events.dlq")
     topics = scorer_setup.topics
@@ -50,8 +50,9 @@ def test_labels_join_and_concept_drift_recommends_retraining(scorer_setup: Score
 
     seen += scorer_setup.read(reader, concept_alert_and_letters)
     reader.close()
-    engine.send_signal(signal.SIGTERM)
-    assert engine.wait(60) == 0
+    for process in (engine, owner):
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(60) == 0
 
     alerts = [DriftAlert.model_validate_json(m.value()) for m in seen
               if m.topic() == topics["drift-alerts"]]  # fmt: skip

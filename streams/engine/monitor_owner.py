@@ -1,0 +1,529 @@
+"""``scorer monitor``: the one owner of every monitor's verdict.
+
+Scoring processes count their batches into window summaries
+(:mod:`streams.engine.monitors`). This process reads three topics and judges:
+
+- ``monitor-summaries``: merged into one :class:`~streams.monitoring.monitor_set.MonitorSet`
+  per model version; a window is evaluated once every partition of the events topic has
+  passed it, so the verdicts are those of one process over all partitions.
+- ``decisions``: remembered by event_id (score, decision, context, event time, model) for
+  the feedback retention.
+- ``feedback``: labels joined to those decisions once; joined labels feed concept drift and
+  outcome fairness of the version that decided; rejected labels go to the dead-letter topic.
+
+Its outputs (drift alerts, fairness reports, dead letters) and a checkpoint of its state are
+written in Kafka transactions together with the input offsets they cover, every
+``monitor_checkpoint_seconds``. After a crash, the next owner (same transactional id, which
+fences the old one and aborts its open transaction) restores the last checkpoint, rebuilds
+the label join from the decisions and feedback it covers, and reads on from its offsets: a
+read_committed reader sees the alerts an uninterrupted run would have written, once.
+
+Partitions that stop receiving data would hold windows open forever, so a partition whose
+watermark trails the newest one by more than ``monitor_idle_seconds`` (default: ten windows
+plus the lateness) is moved along. That rule depends on the data, not on wall-clock time. It
+must exceed how far apart in event time a scorer reads its partitions (one batch of 1,000
+from one partition can span many windows when the windows are short): a busy partition moved
+along early would have its events counted as late.
+
+Run one owner per deployment; a second one started with the same group id fences the first.
+Duplicates of scored batches (at-least-once after a scoring process crashed) are dropped when
+a whole summary repeats offsets already merged; a partly repeated summary is counted twice.
+Serve with ``--exactly-once`` where monitor counts must be exact across scorer crashes.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import signal
+import threading
+import time
+from collections import defaultdict
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import orjson
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    Message,
+    Producer,
+    TopicPartition,
+)
+
+from models.featurespec import Reject
+from models.registry import Registry
+from schemas.contracts import SCHEMA_VERSION, RejectReason
+from schemas.errors import BrokerError, ScorerError
+from streams.core.decode import dead_letter
+from streams.engine.monitors import monitor_config
+from streams.feedback import FeedbackJoiner, Joined, parse_feedback
+from streams.monitoring.batch import LabelledBatch
+from streams.monitoring.monitor_set import MonitorSet
+from streams.monitoring.summary import Stream
+from streams.observability import Health, ScorerMetrics
+from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+
+Output = tuple[str, bytes | None, bytes, list[tuple[str, str | bytes | None]]]
+ModelKey = tuple[str, int]
+
+
+def _epoch(text: str) -> float:
+    return datetime.fromisoformat(text).timestamp()
+
+
+class MonitorOwner:
+    """The owner's logic, without Kafka: inputs in, alert and report records out."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        registry: Registry,
+        event_partitions: int,
+        label_partitions: int,
+        metrics: ScorerMetrics | None = None,
+    ) -> None:
+        self.settings, self.registry = settings, registry
+        self.metrics = metrics or ScorerMetrics()
+        self.config = monitor_config(
+            settings, event_partitions=event_partitions, label_partitions=label_partitions
+        )
+        self.idle_seconds = settings.monitor_idle_seconds or (
+            10 * settings.monitor_window_seconds + settings.monitor_lateness_seconds
+        )
+        self.sets: dict[ModelKey, MonitorSet] = {}
+        self.joiner = FeedbackJoiner(settings.feedback_retention_seconds)
+        self.merged_offsets: dict[ModelKey, dict[int, int]] = defaultdict(dict)
+        self.skipped_summaries = 0
+
+    # --- inputs -----------------------------------------------------------------------------
+
+    def summaries(self, values: list[bytes | None]) -> list[dict[str, Any]]:
+        """Merge summary exports in order; the records of the windows they made final."""
+        records: list[dict[str, Any]] = []
+        for value in values:
+            try:
+                export = orjson.loads(value or b"null")
+                key = (str(export["model"]["name"]), int(export["model"]["version"]))
+                monitors = self._for(key)
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, ScorerError) as exc:
+                log.error("summary skipped: %s", exc)
+                self.metrics.errors.labels("monitor_summary").inc()
+                continue
+            if self._replayed(key, export):
+                self.skipped_summaries += 1
+                continue
+            records += monitors.merge_summary(export)
+            records += self._move_idle(monitors, "events")
+        return records
+
+    def decisions(self, values: list[bytes | None]) -> None:
+        """Remember the champion's decisions for the label join."""
+        rows = [orjson.loads(v) for v in values if v is not None]
+        if not rows:
+            return
+        self.joiner.remember(
+            [r["event_id"] for r in rows],
+            [float(r["score"]) for r in rows],
+            [r["decision"] for r in rows],
+            [r.get("context") or {} for r in rows],
+            [_epoch(r["event_time"]) for r in rows],
+            [(r["model"]["name"], int(r["model"]["version"])) for r in rows],
+        )
+
+    def labels(
+        self, values: list[bytes | None], partitions: list[int], offsets: list[int]
+    ) -> tuple[list[dict[str, Any]], list[tuple[int, RejectReason, str]]]:
+        """Join labels; records of the label windows made final, and rejected labels."""
+        accepted, rejects = parse_feedback(values)
+        joined, join_rejects = self.joiner.join(
+            [(i, f["event_id"], f["label"], f["label_time"]) for i, f in accepted]
+        )
+        rejects += join_rejects
+        self.metrics.labels.labels("joined").inc(len(joined))
+        self.metrics.labels.labels("rejected").inc(len(rejects))
+        by_model: dict[ModelKey, list[Joined]] = defaultdict(list)
+        for item in joined:
+            if item.model is not None:
+                by_model[item.model].append(item)
+        records: list[dict[str, Any]] = []
+        for key, items in sorted(by_model.items()):
+            try:
+                monitors = self._for(key)
+            except ScorerError as exc:
+                log.error("labels of %s:v%d not monitored: %s", *key, exc)
+                continue
+            records += monitors.observe_labels(
+                LabelledBatch(
+                    [j.score for j in items],
+                    [j.decision for j in items],
+                    [j.label for j in items],
+                    [j.label_time for j in items],
+                    [partitions[j.index] for j in items],
+                    [offsets[j.index] for j in items],
+                    [j.context for j in items],
+                )
+            )
+            records += self._move_idle(monitors, "labels")
+        return records, rejects
+
+    # --- checkpoints ------------------------------------------------------------------------
+
+    def state(self) -> list[dict[str, Any]]:
+        return [
+            {
+                **monitors.state(),
+                "merged_offsets": {str(p): o for p, o in self.merged_offsets[key].items()},
+            }
+            for key, monitors in sorted(self.sets.items())
+        ]
+
+    def restore(self, states: list[dict[str, Any]]) -> None:
+        for state in states:
+            key = (str(state["model"]["name"]), int(state["model"]["version"]))
+            self._for(key).restore(state)
+            self.merged_offsets[key] = {int(p): int(o) for p, o in state["merged_offsets"].items()}
+
+    # --- internals --------------------------------------------------------------------------
+
+    def _for(self, key: ModelKey) -> MonitorSet:
+        monitors = self.sets.get(key)
+        if monitors is None:
+            manifest = self.registry.manifest(*key)
+            monitors = self.sets[key] = MonitorSet(manifest, self.config)
+            log.info("monitoring %s:v%d", *key)
+        return monitors
+
+    def _replayed(self, key: ModelKey, export: dict[str, Any]) -> bool:
+        """True when every offset of the export was merged before (a re-scored batch)."""
+        merged = self.merged_offsets[key]
+        highs = {
+            int(p): int(o)
+            for p, o in export["streams"].get("events", {}).get("high_offsets", {}).items()
+        }
+        lows: dict[int, int] = {}
+        for window in export["streams"].get("events", {}).get("windows", []):
+            for p, (low, _) in window["offsets"].items():
+                lows[int(p)] = min(lows.get(int(p), low), low)
+        if lows and all(low <= merged.get(p, -1) for p, low in lows.items()):
+            return True
+        for p, high in highs.items():
+            merged[p] = max(merged.get(p, -1), high)
+        return False
+
+    def _move_idle(self, monitors: MonitorSet, stream: Stream) -> list[dict[str, Any]]:
+        clock = monitors.clocks[stream]
+        if not clock.partitions or not clock.watermarks:
+            return []
+        newest = max(clock.watermarks.values())
+        records: list[dict[str, Any]] = []
+        for partition in range(clock.partitions):
+            mark = clock.watermarks.get(partition, -math.inf)
+            if newest - mark > self.idle_seconds:
+                records += monitors.advance_watermark(stream, partition, newest - self.idle_seconds)
+        return records
+
+
+class MonitorService:
+    """:class:`MonitorOwner` on Kafka: transactions, checkpoints, restore, signals."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        registry: Registry | None = None,
+        metrics: ScorerMetrics | None = None,
+        health: Health | None = None,
+    ) -> None:
+        self.settings = settings
+        self.metrics = metrics or ScorerMetrics()
+        self.health = health or Health()
+        self.owner_id = settings.monitor_group_id
+        self._stopping = threading.Event()
+        self.consumer = Consumer(
+            settings.kafka_config(**{
+                "group.id": settings.monitor_group_id, "enable.auto.commit": False,
+                "isolation.level": "read_committed", "auto.offset.reset": "earliest",
+                "log_level": 4,
+            })
+        )  # fmt: skip
+        self.partitions = {topic: self._partition_count(topic) for topic in self._inputs()}
+        self.owner = MonitorOwner(
+            settings,
+            registry or Registry(settings.registry),
+            self._partition_count(settings.topic_events),
+            self.partitions.get(settings.topic_feedback, 0),
+            self.metrics,
+        )
+        self.producer = Producer(
+            settings.kafka_config(**{
+                "transactional.id": f"{self.owner_id}-owner", "acks": "all",
+                "enable.idempotence": True, "linger.ms": 20, "compression.type": "lz4",
+                "message.max.bytes": 16_000_000, "log_level": 4,
+            })
+        )  # fmt: skip
+        self.positions: dict[tuple[str, int], int] = {}
+
+    def _inputs(self) -> list[str]:
+        s = self.settings
+        topics = [s.topic_monitor_summaries]
+        if s.join_feedback:
+            topics += [s.topic_decisions, s.topic_feedback]
+        return topics
+
+    def _partition_count(self, topic: str) -> int:
+        found = self.consumer.list_topics(topic, timeout=10).topics.get(topic)
+        if found is None or found.error is not None or not found.partitions:
+            raise BrokerError(f"topic {topic!r} is missing; run `scorer topics apply`")
+        return len(found.partitions)
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    def stop(self, *_: object) -> None:
+        self._stopping.set()
+
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, self.stop)
+        signal.signal(signal.SIGINT, self.stop)
+
+    def run(self) -> None:
+        self.producer.init_transactions(30)  # fences an older owner, aborts its transaction
+        self._restore()
+        self.consumer.assign(
+            [TopicPartition(t, p, self.positions.get((t, p), OFFSET_BEGINNING))
+             for t, n in self.partitions.items() for p in range(n)]
+        )  # fmt: skip
+        log.info("monitor owner %s reading %s", self.owner_id, ", ".join(self.partitions))
+        self.health.set(True, "")
+        self.producer.begin_transaction()
+        last_commit = time.monotonic()
+        try:
+            while not self._stopping.is_set():
+                self.health.heartbeat()
+                messages = [m for m in self.consumer.consume(1000, timeout=0.1) if self._usable(m)]
+                if messages:
+                    self._process(messages)
+                if time.monotonic() - last_commit >= self.settings.monitor_checkpoint_seconds:
+                    self._commit()
+                    last_commit = time.monotonic()
+            self._commit(final=True)
+        finally:
+            self.health.set(False, "stopped")
+            self.consumer.close()
+            log.info("monitor owner stopped")
+
+    def _usable(self, message: Message) -> bool:
+        error = message.error()
+        if error is None:
+            return True
+        if error.code() != KafkaError._PARTITION_EOF:
+            log.warning("consume error: %s", error)
+            self.metrics.errors.labels("consume").inc()
+        return False
+
+    # --- one batch --------------------------------------------------------------------------
+
+    def _process(self, messages: list[Message]) -> None:
+        s = self.settings
+        by_topic: dict[str, list[Message]] = defaultdict(list)
+        for message in messages:
+            topic, partition, offset = _where(message)
+            by_topic[topic].append(message)
+            self.positions[(topic, partition)] = offset + 1
+        # decisions first, so that a label read in the same batch as its decision joins it
+        self.owner.decisions([m.value() for m in by_topic.get(s.topic_decisions, [])])
+        records = self.owner.summaries(
+            [m.value() for m in by_topic.get(s.topic_monitor_summaries, [])]
+        )
+        outputs: list[Output] = []
+        labels = by_topic.get(s.topic_feedback, [])
+        if labels:
+            label_records, rejects = self.owner.labels(
+                [m.value() for m in labels],
+                [_where(m)[1] for m in labels],
+                [_where(m)[2] for m in labels],
+            )
+            records += label_records
+            outputs += [
+                self._dead_letter(labels[i], reason, detail) for i, reason, detail in rejects
+            ]
+        outputs = [record_output(s, self.metrics, r) for r in records] + outputs
+        for topic, key, value, headers in outputs:
+            self.producer.produce(topic, value, key, headers=headers)
+        self.producer.poll(0)
+
+    def _dead_letter(self, source: Message, reason: RejectReason, detail: str) -> Output:
+        from streams.engine.native import SCORER_VERSION
+
+        topic, partition, offset = _where(source)
+        letter = dead_letter(
+            Reject(0, reason, detail), topic=topic, partition=partition,
+            offset=offset, key=source.key(), value=source.value(),
+            timestamp_ms=source.timestamp()[1], scorer_version=SCORER_VERSION,
+        )  # fmt: skip
+        self.metrics.dlq.labels(str(reason)).inc()
+        return (
+            self.settings.topic_dlq, source.key(), orjson.dumps(letter),
+            [("reason", str(reason).encode()), ("source_offset", str(offset).encode())],
+        )  # fmt: skip
+
+    # --- checkpoints ------------------------------------------------------------------------
+
+    def _commit(self, final: bool = False) -> None:
+        """Checkpoint and offsets into the open transaction; commit; open the next one."""
+        checkpoint = {
+            "schema_version": SCHEMA_VERSION,
+            "owner": self.owner_id,
+            "offsets": _nested(self.positions),
+            "monitors": self.owner.state(),
+            "written_at": datetime.now(UTC).isoformat(),
+        }
+        self.producer.produce(
+            self.settings.topic_monitor_checkpoints,
+            orjson.dumps(checkpoint, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS),
+            self.owner_id.encode(),
+        )
+        if self.positions:
+            self.producer.send_offsets_to_transaction(
+                [TopicPartition(t, p, o) for (t, p), o in sorted(self.positions.items())],
+                self.consumer.consumer_group_metadata(),
+                30,
+            )
+        self.producer.commit_transaction(60)
+        if not final:
+            self.producer.begin_transaction()
+
+    def _restore(self) -> None:
+        checkpoint = self._last_checkpoint()
+        if checkpoint is None:
+            log.info("no checkpoint for %s: starting from the beginning", self.owner_id)
+            return
+        self.owner.restore(checkpoint["monitors"])
+        for topic, parts in checkpoint["offsets"].items():
+            for partition, offset in parts.items():
+                self.positions[(topic, int(partition))] = int(offset)
+        self._rebuild_join(_epoch(checkpoint["written_at"]))
+        log.info(
+            "restored %s from its checkpoint of %s (%d monitor set(s), %d decisions held)",
+            self.owner_id, checkpoint["written_at"], len(checkpoint["monitors"]),
+            len(self.owner.joiner),
+        )  # fmt: skip
+
+    def _last_checkpoint(self) -> dict[str, Any] | None:
+        topic = self.settings.topic_monitor_checkpoints
+        records = _read_range(
+            self.settings, {(topic, p): None for p in range(self._partition_count(topic))}
+        )
+        found = None
+        for message in records:
+            if message.key() == self.owner_id.encode():
+                found = message.value()
+        return None if found is None else orjson.loads(found)
+
+    def _rebuild_join(self, written_at: float) -> None:
+        """The label join's state is the decisions (and labels) of the retention before the
+        checkpoint: read them again up to the checkpoint's offsets."""
+        s = self.settings
+        if not s.join_feedback:
+            return
+        horizon_ms = int((written_at - s.feedback_retention_seconds) * 1000)
+        for topic in (s.topic_decisions, s.topic_feedback):
+            ranges: dict[tuple[str, int], int | None] = {
+                (topic, p): self.positions.get((topic, p), 0) for p in range(self.partitions[topic])
+            }
+            messages = _read_range(s, ranges, since_ms=horizon_ms)
+            if topic == s.topic_decisions:
+                self.owner.decisions([m.value() for m in messages])
+            else:  # mark what was joined before; the records it made are in the checkpoint
+                accepted, _ = parse_feedback([m.value() for m in messages])
+                self.owner.joiner.join(
+                    [(i, f["event_id"], f["label"], f["label_time"]) for i, f in accepted]
+                )
+
+
+def record_output(settings: Settings, metrics: ScorerMetrics, record: dict[str, Any]) -> Output:
+    """An alert or fairness record as an output to its topic, counted and logged."""
+    if "alert_id" in record:
+        topic, key = settings.topic_drift_alerts, record["monitor_id"]
+        status = "resolved" if record.get("status") == "resolved" else "open"
+        metrics.alerts.labels(record.get("monitor", "?"), status).inc()
+        log.warning(
+            "drift %s: %s %s (%s=%.4g, threshold %.4g, retrain %s)",
+            status, record.get("monitor"), record.get("feature") or "",
+            record.get("statistic"), record.get("value", np.nan),
+            record.get("threshold", np.nan), record.get("retrain_recommended"),
+        )  # fmt: skip
+    else:
+        topic, key = settings.topic_fairness_reports, record["attribute"]
+        metrics.fairness.labels(record["attribute"], record.get("status", "?")).inc()
+    headers: list[tuple[str, str | bytes | None]] = [
+        ("model_name", str(record["model"]["name"]).encode()),
+        ("model_version", str(record["model"]["version"]).encode()),
+    ]
+    return (topic, key.encode(), orjson.dumps(record), headers)
+
+
+def _where(message: Message) -> tuple[str, int, int]:
+    return str(message.topic()), int(message.partition() or 0), int(message.offset() or 0)
+
+
+def _nested(positions: dict[tuple[str, int], int]) -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = defaultdict(dict)
+    for (topic, partition), offset in sorted(positions.items()):
+        out[topic][str(partition)] = offset
+    return dict(out)
+
+
+def _read_range(
+    settings: Settings,
+    ends: dict[tuple[str, int], int | None],
+    since_ms: int | None = None,
+) -> list[Message]:
+    """Committed records of each partition from ``since_ms`` (or the start) to its end
+    offset (None: the current end), read without a consumer group."""
+    consumer = Consumer(
+        settings.kafka_config(**{
+            "group.id": "unused", "enable.auto.commit": False, "isolation.level": "read_committed",
+            "enable.partition.eof": True, "log_level": 4,
+        })
+    )  # fmt: skip
+    try:
+        starts: dict[tuple[str, int], int] = {}
+        stops: dict[tuple[str, int], int] = {}
+        for (topic, partition), end in ends.items():
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), 10)
+            stop = high if end is None else min(end, high)
+            start = low
+            if since_ms is not None:
+                found = consumer.offsets_for_times([TopicPartition(topic, partition, since_ms)], 10)
+                start = max(low, found[0].offset) if found[0].offset >= 0 else stop
+            if start < stop:
+                starts[(topic, partition)], stops[(topic, partition)] = start, stop
+        if not starts:
+            return []
+        consumer.assign([TopicPartition(t, p, o) for (t, p), o in starts.items()])
+        records: list[Message] = []
+        remaining = dict(stops)
+        deadline = time.monotonic() + 120
+        while remaining and time.monotonic() < deadline:
+            for message in consumer.consume(1000, timeout=0.5):
+                topic, partition, offset = _where(message)
+                if (topic, partition) not in remaining:
+                    continue
+                error = message.error()
+                if error is not None:
+                    if error.code() == KafkaError._PARTITION_EOF:
+                        remaining.pop((topic, partition))  # markers end short of `stop`
+                    continue
+                if offset < remaining[(topic, partition)]:
+                    records.append(message)
+                if offset + 1 >= remaining[(topic, partition)]:
+                    remaining.pop((topic, partition))
+        if remaining:
+            raise BrokerError(f"could not read back {sorted(remaining)} within 120 s")
+        return records
+    finally:
+        consumer.close()
