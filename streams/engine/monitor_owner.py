@@ -18,12 +18,12 @@ fences the old one and aborts its open transaction) restores the last checkpoint
 the label join from the decisions and feedback it covers, and reads on from its offsets: a
 read_committed reader sees the alerts an uninterrupted run would have written, once.
 
-Partitions that stop receiving data would hold windows open forever, so a partition whose
-watermark trails the newest one by more than ``monitor_idle_seconds`` (default: ten windows
-plus the lateness) is moved along. That rule depends on the data, not on wall-clock time. It
-must exceed how far apart in event time a scorer reads its partitions (one batch of 1,000
-from one partition can span many windows when the windows are short): a busy partition moved
-along early would have its events counted as late.
+A window is evaluated only when every partition of its stream has passed it, so a partition
+that stops receiving data holds windows open (keyed traffic reaches every partition). For
+sparse topics, ``monitor_idle_seconds`` moves a partition along once its watermark trails the
+newest one by that much event time. It is off by default because it is only safe when it
+exceeds how far apart in event time the scorers read their partitions: scorers run at
+different speeds, and a busy partition moved along early has its later counts dropped as late.
 
 Run one owner per deployment; a second one started with the same group id fences the first.
 Duplicates of scored batches (at-least-once after a scoring process crashed) are dropped when
@@ -92,9 +92,7 @@ class MonitorOwner:
         self.config = monitor_config(
             settings, event_partitions=event_partitions, label_partitions=label_partitions
         )
-        self.idle_seconds = settings.monitor_idle_seconds or (
-            10 * settings.monitor_window_seconds + settings.monitor_lateness_seconds
-        )
+        self.idle_seconds = settings.monitor_idle_seconds
         self.sets: dict[ModelKey, MonitorSet] = {}
         self.joiner = FeedbackJoiner(settings.feedback_retention_seconds)
         self.merged_offsets: dict[ModelKey, dict[int, int]] = defaultdict(dict)
@@ -217,7 +215,7 @@ class MonitorOwner:
 
     def _move_idle(self, monitors: MonitorSet, stream: Stream) -> list[dict[str, Any]]:
         clock = monitors.clocks[stream]
-        if not clock.partitions or not clock.watermarks:
+        if self.idle_seconds is None or not clock.partitions or not clock.watermarks:
             return []
         newest = max(clock.watermarks.values())
         records: list[dict[str, Any]] = []

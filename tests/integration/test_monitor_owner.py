@@ -1,0 +1,232 @@
+"""The monitor owner's verdicts do not depend on how scoring is split, nor on restarts.
+
+Each test runs two deployments side by side over the same events topic: a reference one and
+one under test (two scorers in one group, or an owner killed and restarted mid-stream). Each
+deployment writes its own decisions, summaries, alerts and reports; their records, without
+wall-clock stamps, must be equal.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import orjson
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
+
+from models.datasets import agrawal_stream
+from tests.conftest import unique
+from tests.integration.conftest import ScorerSetup
+
+OWN_TOPICS = ("decisions", "explanations", "events.dlq", "monitor-summaries", "drift-alerts",
+              "fairness-reports")  # fmt: skip
+SETTING = {
+    "decisions": "SCORER_TOPIC_DECISIONS", "explanations": "SCORER_TOPIC_EXPLANATIONS",
+    "events.dlq": "SCORER_TOPIC_DLQ", "monitor-summaries": "SCORER_TOPIC_MONITOR_SUMMARIES",
+    "drift-alerts": "SCORER_TOPIC_DRIFT_ALERTS",
+    "fairness-reports": "SCORER_TOPIC_FAIRNESS_REPORTS",
+}  # fmt: skip
+WALL_CLOCK = ("detected_at", "generated_at")
+
+
+def second_deployment(
+    setup: ScorerSetup, topic_factory: Callable[..., str]
+) -> tuple[dict[str, str], dict[str, str]]:
+    """Environment and topics of a deployment sharing only the events and feedback."""
+    topics = {
+        name: topic_factory(name.replace(".", "-"), partitions=1 if "-" in name else 3)
+        for name in OWN_TOPICS
+    }
+    env = {**setup.env, **{SETTING[name]: topic for name, topic in topics.items()}}
+    env["SCORER_GROUP_ID"] = unique("scorer")
+    env["SCORER_MONITOR_GROUP_ID"] = unique("monitor")
+    return env, topics
+
+
+def committed_records(bootstrap: str, *topics: str) -> list[dict]:
+    """Every committed record of single-partition ``topics``, read to their ends."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": unique("reader"),
+                         "auto.offset.reset": "earliest", "isolation.level": "read_committed",
+                         "enable.partition.eof": True})  # fmt: skip
+    consumer.subscribe(list(topics))
+    found: list[dict] = []
+    ends: set[str] = set()
+    deadline = time.monotonic() + 30
+    while len(ends) < len(topics) and time.monotonic() < deadline:
+        for message in consumer.consume(500, timeout=0.5):
+            if message.error() is not None:
+                ends.add(str(message.topic()))
+            else:
+                found.append(orjson.loads(message.value()))
+    consumer.close()
+    return found
+
+
+def verdicts(bootstrap: str, alerts: str, reports: str) -> list[str]:
+    """Every committed alert and report, canonical JSON without wall-clock stamps, sorted."""
+    return sorted(
+        json.dumps({k: v for k, v in record.items() if k not in WALL_CLOCK}, sort_keys=True)
+        for record in committed_records(bootstrap, alerts, reports)
+    )
+
+
+def settle(read: Callable[[], list[str]], at_least: int, quiet: float = 6.0) -> list[str]:
+    """Read until at least ``at_least`` records are there and nothing new came for ``quiet`` s."""
+    last: list[str] = []
+    since = time.monotonic()
+    deadline = since + 240
+    while time.monotonic() < deadline:
+        now = read()
+        if now != last:
+            last, since = now, time.monotonic()
+        elif len(now) >= at_least and time.monotonic() - since >= quiet:
+            return now
+        time.sleep(1)
+    raise AssertionError(f"verdicts did not settle: {len(last)} records")
+
+
+def wait_for_members(bootstrap: str, group: str, count: int) -> None:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            description = admin.describe_consumer_groups([group])[group].result(timeout=10)
+        except KafkaException:  # the group or its coordinator is not there yet
+            description = None
+        if (description is not None and len(description.members) == count
+                and str(description.state).endswith("STABLE")):  # fmt: skip
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"group {group} did not reach {count} members")
+
+
+def wait_caught_up(bootstrap: str, group: str, topic: str, count: int) -> None:
+    """Until ``group`` has committed every record of ``topic`` (at least ``count``)."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    partitions = [TopicPartition(topic, p) for p in range(3)]
+    deadline = time.monotonic() + 180
+    try:
+        while True:
+            ends = [consumer.get_watermark_offsets(tp, 10)[1] for tp in partitions]
+            try:
+                committed = [tp.offset for tp in consumer.committed(partitions, 10)]
+            except KafkaException:  # the group's coordinator is not known yet
+                committed = [-1] * len(partitions)
+            if sum(ends) >= count and all(c >= e for c, e in zip(committed, ends, strict=True)):
+                return
+            assert time.monotonic() < deadline, f"{group} did not catch up on {topic}"
+            time.sleep(0.5)
+    finally:
+        consumer.close()
+
+
+def drift_records(count: int, drift_at: int, seed: int, run_id: str) -> list:
+    return list(agrawal_stream(count, seed=seed, drift_at=drift_at, drift_factor=1.5,
+                               start=datetime(2026, 3, 1, tzinfo=UTC),
+                               interval=timedelta(milliseconds=10), run_id=run_id))  # fmt: skip
+
+
+def encoded(stream: list) -> list[tuple[bytes, bytes]]:
+    return [(e.event["entity_id"].encode(), orjson.dumps(e.event)) for e in stream]
+
+
+def publish_labels(setup: ScorerSetup, stream: list, extra: list[dict] | None = None) -> None:
+    producer = Producer({"bootstrap.servers": setup.bootstrap, "linger.ms": 5})
+    labels = [
+        {"event_id": e.event["event_id"], "label": e.label,
+         "label_time": (datetime.fromisoformat(e.event["event_time"])
+                        + timedelta(seconds=1)).isoformat()}
+        for e in stream
+    ] + (extra or [])  # fmt: skip
+    for label in labels:
+        producer.produce(setup.topics["feedback"], orjson.dumps(label), label["event_id"].encode())
+        producer.poll(0)
+    assert producer.flush(30) == 0
+
+
+def stop(*processes: object) -> None:
+    for process in processes:
+        process.send_signal(signal.SIGTERM)  # type: ignore[attr-defined]
+        assert process.wait(60) == 0  # type: ignore[attr-defined]
+
+
+def test_two_scorers_give_the_verdicts_of_one(
+    scorer_setup: ScorerSetup, topic_factory: Callable[..., str]
+) -> None:
+    setup = scorer_setup
+    setup.env["SCORER_MONITOR_WINDOW_SECONDS"] = "5"
+    single_env, single = second_deployment(setup, topic_factory)
+
+    pair = [setup.serve(), setup.serve()]
+    wait_for_members(setup.bootstrap, setup.env["SCORER_GROUP_ID"], 2)
+    owner = setup.monitor()
+    one = setup.start("serve", "--metrics-port", "0", env=single_env)
+    single_owner = setup.start("monitor", env=single_env)
+    setup.produce(encoded(drift_records(14_000, 8_000, seed=57, run_id="split")))
+
+    split_verdicts = settle(lambda: verdicts(setup.bootstrap, setup.topics["drift-alerts"],
+                                             setup.topics["fairness-reports"]), 20)  # fmt: skip
+    single_verdicts = settle(lambda: verdicts(setup.bootstrap, single["drift-alerts"],
+                                              single["fairness-reports"]), 20)  # fmt: skip
+    stop(*pair, owner, one, single_owner)
+
+    assert any('"status": "open"' in v and '"feature": "loan"' in v for v in single_verdicts)
+    assert split_verdicts == single_verdicts
+
+
+def test_a_restarted_owner_gives_the_verdicts_of_an_uninterrupted_one(
+    scorer_setup: ScorerSetup, topic_factory: Callable[..., str]
+) -> None:
+    setup = scorer_setup
+    setup.env["SCORER_MONITOR_WINDOW_SECONDS"] = "5"
+    setup.topics["events.dlq"] = topic_factory("events-dlq", partitions=1)  # to read it whole
+    setup.env["SCORER_TOPIC_DLQ"] = setup.topics["events.dlq"]
+    scorer = setup.serve()
+    reference = setup.monitor()
+    restarted_env = {**setup.env, "SCORER_MONITOR_GROUP_ID": unique("monitor")}
+    topics = {name: topic_factory(name, partitions=1)
+              for name in ("drift-alerts", "fairness-reports", "dlq")}  # fmt: skip
+    restarted_env.update({"SCORER_TOPIC_DRIFT_ALERTS": topics["drift-alerts"],
+                          "SCORER_TOPIC_FAIRNESS_REPORTS": topics["fairness-reports"],
+                          "SCORER_TOPIC_DLQ": topics["dlq"]})  # fmt: skip
+    victim = setup.start("monitor", env=restarted_env)
+
+    stream = drift_records(12_000, 6_000, seed=73, run_id="restart")
+    first, second = stream[:7_000], stream[7_000:]
+    decisions = setup.topics["decisions"]
+    owners = (setup.env["SCORER_MONITOR_GROUP_ID"], restarted_env["SCORER_MONITOR_GROUP_ID"])
+    setup.produce(encoded(first))
+    for group in owners:  # labels come after their decisions, as they do in production
+        wait_caught_up(setup.bootstrap, group, decisions, len(first))
+    publish_labels(setup, first[:5_000])
+    under_test = lambda: verdicts(setup.bootstrap, topics["drift-alerts"],  # noqa: E731
+                                  topics["fairness-reports"])  # fmt: skip
+    deadline = time.monotonic() + 120
+    while len(under_test()) < 5:  # some verdicts are committed; the stream goes on
+        assert time.monotonic() < deadline, "no verdicts before the kill"
+        time.sleep(0.5)
+    victim.kill()
+    victim.wait(30)
+
+    setup.produce(encoded(second))
+    restarted = setup.start("monitor", env=restarted_env)
+    for group in owners:
+        wait_caught_up(setup.bootstrap, group, decisions, len(stream))
+    duplicate = {"event_id": first[10].event["event_id"], "label": 1,
+                 "label_time": datetime(2026, 3, 1, 0, 1, tzinfo=UTC).isoformat()}  # fmt: skip
+    publish_labels(setup, first[5_000:] + second, [duplicate])
+
+    expected = settle(lambda: verdicts(setup.bootstrap, setup.topics["drift-alerts"],
+                                       setup.topics["fairness-reports"]), 30)  # fmt: skip
+    got = settle(under_test, len(expected))
+    stop(scorer, reference, restarted)
+
+    assert any('"monitor": "concept"' in v for v in expected)  # labels were judged
+    assert any('"monitor": "feature"' in v for v in expected)
+    assert got == expected
+    for dlq in (setup.topics["events.dlq"], topics["dlq"]):  # the duplicate label, once
+        assert [r["reason"] for r in committed_records(setup.bootstrap, dlq)] == ["DUPLICATE_LABEL"]
