@@ -1,12 +1,12 @@
 """``scorer demo``: the product end to end on a live terminal view.
 
-Trains and registers a demo model when the registry has none, starts ``scorer serve`` in
-the background, publishes Agrawal loan applications (one in a hundred malformed, a drift
-switched on part-way) and, 2,000 events later, each application's outcome label; shows
-throughput, latency, the decision mix, dead letters, the serving version, drift alerts
-(concept drift from the labels recommends retraining), fairness and a worked explanation
-as they happen. Ctrl-C stops the producer and the scorer cleanly. ``make run`` wraps it
-with the local broker.
+Trains and registers a demo model when the registry has none, starts ``scorer serve`` and
+``scorer monitor`` in the background, publishes Agrawal loan applications (one in a
+hundred malformed, a drift switched on part-way) and, 2,000 events later, each
+application's outcome label; shows throughput, latency, the decision mix, dead letters,
+the serving version, drift alerts (concept drift from the labels recommends retraining),
+fairness and a worked explanation as they happen. Ctrl-C stops the producer, the scorer
+and the monitor cleanly. ``make run`` wraps it with the local broker.
 """
 
 from __future__ import annotations
@@ -233,6 +233,38 @@ def _publish(
     producer.flush(30)
 
 
+def _start(log_path: Path, env: dict[str, str], *argv: str) -> subprocess.Popen[bytes]:
+    """A scorer subcommand in the background, its output appended to ``log_path``."""
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "streams.cli", *argv], env=env, stdout=log,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+
+
+def _stop(*processes: subprocess.Popen[bytes]) -> None:
+    """SIGTERM each in turn (scorers first, then the monitor owner) and wait for it."""
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            process.wait(60)
+
+
+def _read(reader: Consumer, topics: dict[str, str], watch: _Watch, seconds: float) -> None:
+    """Feed the view what the outputs topics hold, for about ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while True:
+        for message in reader.consume(500, timeout=min(0.2, seconds)):
+            if message.error() is None and message.value() is not None:
+                watch.take(
+                    topics[str(message.topic())],
+                    orjson.loads(message.value() or b"{}"),
+                    message.timestamp()[1],
+                )
+        if time.monotonic() >= deadline:
+            return
+
+
 def _demo(args: argparse.Namespace) -> int:
     settings = load_settings(monitor_window_seconds=args.window_seconds)
     if not answers_metadata(settings.bootstrap_servers, timeout=5.0, **settings.kafka_extra):
@@ -248,7 +280,11 @@ def _demo(args: argparse.Namespace) -> int:
         settings.topic_drift_alerts: "alerts",
         settings.topic_fairness_reports: "fairness",
     }
-    reader = Consumer(settings.kafka_config(**{"group.id": "scorer-demo-view", "log_level": 3}))
+    reader = Consumer(
+        settings.kafka_config(**{
+            "group.id": "scorer-demo-view", "isolation.level": "read_committed", "log_level": 3,
+        })
+    )  # fmt: skip
     assignment = []
     for topic in topics:
         metadata = reader.list_topics(topic, timeout=10).topics[topic]
@@ -262,27 +298,22 @@ def _demo(args: argparse.Namespace) -> int:
         "SCORER_MONITOR_WINDOW_SECONDS": str(args.window_seconds),
         "SCORER_MONITOR_LATENESS_SECONDS": str(min(5.0, args.window_seconds)),
     }
-    with open(Path(log_dir) / "serve.log", "ab") as log:
-        scorer = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "streams.cli",
-                "serve",
-                "--model",
-                args.model,
-                "--group-id",
-                "scorer-demo",
-                "--metrics-port",
-                str(settings.metrics_port),
-            ],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    scorer = _start(
+        log_dir / "serve.log",
+        env,
+        "serve",
+        "--model",
+        args.model,
+        "--group-id",
+        "scorer-demo",
+        "--metrics-port",
+        str(settings.metrics_port),
+    )
+    owner = _start(log_dir / "monitor.log", env, "monitor", "--group-id", "scorer-demo-monitor")
     print(
         f"scorer started (pid {scorer.pid}, log {log_dir / 'serve.log'}, "
-        f"metrics http://127.0.0.1:{settings.metrics_port}/metrics); Ctrl-C stops the demo"
+        f"metrics http://127.0.0.1:{settings.metrics_port}/metrics), monitor owner started "
+        f"(pid {owner.pid}, log {log_dir / 'monitor.log'}); Ctrl-C stops the demo"
     )
     watch, stop = _Watch(), threading.Event()
     publisher = threading.Thread(target=_publish, args=(settings, args, watch, stop), daemon=True)
@@ -293,17 +324,13 @@ def _demo(args: argparse.Namespace) -> int:
             last = time.monotonic()
             idle_since = None
             while True:
-                for message in reader.consume(500, timeout=0.2):
-                    if message.error() is None and message.value() is not None:
-                        watch.take(
-                            topics[str(message.topic())],
-                            orjson.loads(message.value() or b"{}"),
-                            message.timestamp()[1],
+                _read(reader, topics, watch, 0.2)
+                for name, process in (("serve", scorer), ("monitor", owner)):
+                    if process.poll() is not None:
+                        raise BrokerError(
+                            f"scorer {name} exited with {process.returncode}; "
+                            f"see {log_dir / (name + '.log')}"
                         )
-                if scorer.poll() is not None:
-                    raise BrokerError(
-                        f"the scorer exited with {scorer.returncode}; see {log_dir / 'serve.log'}"
-                    )
                 if time.monotonic() - last > 0.5:
                     live.update(watch.view())
                     last = time.monotonic()
@@ -313,6 +340,9 @@ def _demo(args: argparse.Namespace) -> int:
                 )
                 idle_since = (idle_since or time.monotonic()) if done else None
                 if idle_since and time.monotonic() - idle_since > 3.0:
+                    # the owner's last verdicts are committed when it stops: show them too
+                    _stop(scorer, owner)
+                    _read(reader, topics, watch, 3.0)
                     live.update(watch.view())
                     break
     except KeyboardInterrupt:
@@ -320,15 +350,14 @@ def _demo(args: argparse.Namespace) -> int:
     finally:
         stop.set()
         publisher.join(10)
-        if scorer.poll() is None:
-            scorer.send_signal(signal.SIGTERM)
-            scorer.wait(60)
+        _stop(scorer, owner)
         reader.close()
     decided = sum(watch.decisions.values())
     opened = sum(1 for a in watch.alerts.values() if a["status"] == "open")
     print(
         f"{'interrupted: ' if interrupted else ''}published {watch.produced:,} events, "
         f"{decided:,} decisions, {sum(watch.dlq.values())} dead letters, "
-        f"{len(watch.alerts)} drift monitor(s) alerted ({opened} still open); scorer stopped"
+        f"{len(watch.alerts)} drift monitor(s) alerted ({opened} still open); "
+        "scorer and monitor stopped"
     )
     return 0
