@@ -54,8 +54,14 @@ def group_lag(settings: Settings) -> dict[str, int]:
 
 
 def recent_alerts(settings: Settings, count: int) -> list[dict[str, Any]]:
-    consumer, partitions = reader(settings, settings.topic_drift_alerts)
-    alerts: list[dict[str, Any]] = []
+    alerts = recent_records(settings, settings.topic_drift_alerts, count)
+    return sorted(alerts, key=lambda a: str(a.get("detected_at")))[-count:]
+
+
+def recent_records(settings: Settings, topic: str, count: int) -> list[dict[str, Any]]:
+    """The last ``count`` committed records of each partition of ``topic``, decoded."""
+    consumer, partitions = reader(settings, topic)
+    records: list[dict[str, Any]] = []
     try:
         assignment, remaining = [], 0
         for tp in partitions:
@@ -71,10 +77,10 @@ def recent_alerts(settings: Settings, count: int) -> list[dict[str, Any]]:
             for message in messages:
                 if message.error() is None:
                     remaining -= 1
-                    alerts.append(orjson.loads(message.value() or b"{}"))
+                    records.append(orjson.loads(message.value() or b"{}"))
     finally:
         consumer.close()
-    return sorted(alerts, key=lambda a: str(a.get("detected_at")))[-count:]
+    return records
 
 
 def _status(args: argparse.Namespace) -> int:

@@ -40,7 +40,12 @@ def reader(settings: Settings, topic: str) -> tuple[Consumer, list[TopicPartitio
     """A group-less consumer and the partitions of ``topic`` with their watermarks known."""
     consumer = Consumer(
         settings.kafka_config(
-            **{"group.id": "scorer-cli", "log_level": 3, "enable.auto.commit": False}
+            **{
+                "group.id": "scorer-cli",
+                "log_level": 3,
+                "enable.auto.commit": False,
+                "isolation.level": "read_committed",
+            }
         )
     )
     metadata = consumer.list_topics(topic, timeout=10).topics.get(topic)

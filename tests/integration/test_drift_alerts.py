@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import signal
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 
 import orjson
@@ -52,3 +54,17 @@ def test_loan_shift_raises_one_alert_per_episode(scorer_setup: ScorerSetup) -> N
     assert loan[0].model.version == 1 and loan[0].threshold < loan[0].value
     assert loan[0].window.end_time <= drift_time + timedelta(seconds=20)  # within 2,000 events
     assert reports and {r.attribute for r in reports} == {"age_band"}
+
+    shown = subprocess.run([sys.executable, "-m", "streams.cli", "alerts", "--json"],
+                           env=scorer_setup.env, capture_output=True, check=True)  # fmt: skip
+    summary = orjson.loads(shown.stdout)
+    assert "feature:loan" in {a["monitor_id"] for a in summary["open"] + summary["resolved"]}
+    assert [f["basis"] for f in summary["fairness"]] == ["fairness:age_band:decisions"]
+    table = subprocess.run(
+        [sys.executable, "-m", "streams.cli", "alerts"],
+        env={**scorer_setup.env, "COLUMNS": "200"},  # a wide terminal
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "drift episodes" in table.stdout and "feature:loan" in table.stdout
