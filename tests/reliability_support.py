@@ -20,7 +20,14 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import orjson
-from confluent_kafka import Consumer, Message, TopicPartition
+from confluent_kafka import Consumer, Message, Producer, TopicPartition
+from confluent_kafka.admin import (
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    ResourceType,
+)
 
 from models.datasets import agrawal_events
 from tests.conftest import unique
@@ -212,3 +219,44 @@ def static_member(name: str) -> dict[str, str]:
     """Environment of an engine that is a static group member (librdkafka pass-through):
     a restart under the same name takes its partitions back without a rebalance."""
     return {"KAFKA_GROUP_INSTANCE_ID": name, "KAFKA_SESSION_TIMEOUT_MS": "10000"}
+
+
+def set_topic_config(admin: AdminClient, topic: str, key: str, value: str | None) -> None:
+    """Set (or with None, delete back to the broker default) one config of ``topic``."""
+    operation = AlterConfigOpType.SET if value is not None else AlterConfigOpType.DELETE
+    resource = ConfigResource(
+        ResourceType.TOPIC,
+        topic,
+        incremental_configs=[ConfigEntry(key, value or "", incremental_operation=operation)],
+    )
+    for future in admin.incremental_alter_configs([resource]).values():
+        future.result(timeout=30)
+
+
+def produce_in_order(
+    setup: ScorerSetup, records: list[Record], partitions: int = 3, max_bytes: int = 10_485_760
+) -> list[tuple[int, int]]:
+    """Produce ``records`` round-robin over ``partitions`` of the events topic, in order
+    (idempotent producer), and return each record's (partition, offset)."""
+    producer = Producer({"bootstrap.servers": setup.bootstrap, "enable.idempotence": True,
+                         "linger.ms": 5, "message.max.bytes": max_bytes})  # fmt: skip
+    coordinates: list[tuple[int, int]] = [(-1, -1)] * len(records)
+
+    def delivered(index: int) -> Callable[..., None]:
+        def record(error: object, message: Message) -> None:
+            assert error is None, error
+            coordinates[index] = (int(message.partition() or 0), int(message.offset() or 0))
+
+        return record
+
+    for i, (key, value) in enumerate(records):
+        while True:
+            try:
+                producer.produce(setup.topics["events"], value, key, partition=i % partitions,
+                                 on_delivery=delivered(i))  # fmt: skip
+                break
+            except BufferError:
+                producer.poll(0.1)
+        producer.poll(0)
+    assert producer.flush(120) == 0
+    return coordinates

@@ -8,36 +8,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from confluent_kafka.admin import (
-    AdminClient,
-    AlterConfigOpType,
-    ConfigEntry,
-    ConfigResource,
-    ResourceType,
-)
+from confluent_kafka.admin import AdminClient
 
 from tests.integration.conftest import ScorerSetup
 from tests.reliability_support import (
     EngineProcess,
     OutputReader,
     group_lag,
+    set_topic_config,
     valid_records,
     wait_until,
 )
 
 OBSERVED_S = 12.0
-
-
-def set_topic_config(admin: AdminClient, topic: str, key: str, value: str | None) -> None:
-    """Set (or with None, delete back to the broker default) one config of ``topic``."""
-    operation = AlterConfigOpType.SET if value is not None else AlterConfigOpType.DELETE
-    resource = ConfigResource(
-        ResourceType.TOPIC,
-        topic,
-        incremental_configs=[ConfigEntry(key, value or "", incremental_operation=operation)],
-    )
-    for future in admin.incremental_alter_configs([resource]).values():
-        future.result(timeout=30)
 
 
 def test_refused_decisions_stop_commits_and_resume_when_fixed(
