@@ -9,6 +9,7 @@ engine died. Offsets are read as an operator would, from the group's committed p
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 import socket
 import subprocess
@@ -19,6 +20,7 @@ import urllib.request
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+import numpy as np
 import orjson
 from confluent_kafka import Consumer, Message, Producer, TopicPartition
 from confluent_kafka.admin import (
@@ -30,6 +32,7 @@ from confluent_kafka.admin import (
 )
 
 from models.datasets import agrawal_events
+from models.scoring_model import ScoringModel
 from tests.conftest import unique
 from tests.integration.conftest import ScorerSetup
 
@@ -260,3 +263,34 @@ def produce_in_order(
         producer.poll(0)
     assert producer.flush(120) == 0
     return coordinates
+
+
+POISON = 123_456.789
+"""A salary on which :func:`serve_with_poisoned_model`'s model raises."""
+
+
+def serve_with_poisoned_model(argv: list[str]) -> int:
+    """``scorer serve`` whose every loaded model raises ValueError on a batch holding an
+    event whose salary is :data:`POISON` (a model fault injected below the engine)."""
+    from streams.cli import main
+
+    load = ScoringModel.from_loaded.__func__  # type: ignore[attr-defined]
+
+    def poisoned(cls: type[ScoringModel], loaded: object) -> ScoringModel:
+        model = load(cls, loaded)
+        raw = model.raw_output
+        column = model.spec.names.index("salary")
+
+        def raw_output(X: np.ndarray) -> np.ndarray:
+            if bool((X[:, column] == POISON).any()):
+                raise ValueError("the model cannot score this input")
+            return raw(X)
+
+        return dataclasses.replace(model, raw_output=raw_output)
+
+    ScoringModel.from_loaded = classmethod(poisoned)  # type: ignore[method-assign,assignment]
+    return main(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(serve_with_poisoned_model(sys.argv[1:]))
