@@ -21,6 +21,7 @@ rewinds to the last committed offsets (at-least-once; consumers deduplicate on e
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,6 +39,8 @@ class BatchDelivery:
     oldest_timestamp: float = 0.0
     """Epoch seconds of the batch's oldest input record (for end-to-end latency)."""
     errors: list[str] = field(default_factory=list)
+    opened_at: float = field(default_factory=time.monotonic)
+    """Monotonic time the batch's outputs were handed to the producer."""
 
     def acknowledge(self, error: Any, message: Any = None) -> None:
         """Delivery callback for each output of the batch (``on_delivery``)."""
@@ -71,6 +74,13 @@ class DeliveryLedger:
     def in_flight(self) -> int:
         return sum(batch.pending for batch in self._batches)
 
+    def oldest_pending_s(self, now: float | None = None) -> float:
+        """Seconds the oldest batch with unacknowledged outputs has waited (0 if none)."""
+        for batch in self._batches:
+            if not batch.done:
+                return max(0.0, (time.monotonic() if now is None else now) - batch.opened_at)
+        return 0.0
+
     def failure(self) -> str | None:
         """The first delivery error of any open batch, if one failed."""
         for batch in self._batches:
@@ -97,3 +107,39 @@ class DeliveryLedger:
     def clear(self) -> None:
         """Forget every open batch (after a rewind or a revocation)."""
         self._batches.clear()
+
+
+class RetryBackoff:
+    """Exponential backoff between attempts to deliver outputs the broker refused.
+
+    Each failure doubles the wait, from ``initial_s`` up to ``max_s``; a success resets it.
+    The engine consumes nothing while :meth:`waiting`, so a refused output is retried at a
+    falling rate instead of in a tight rewind loop.
+
+    >>> backoff = RetryBackoff(initial_s=1.0, max_s=4.0)
+    >>> [backoff.fail(now=0.0) for _ in range(4)]
+    [1.0, 2.0, 4.0, 4.0]
+    >>> backoff.waiting(now=3.9), backoff.waiting(now=4.0)
+    (True, False)
+    >>> backoff.succeed(); backoff.fail(now=10.0)
+    1.0
+    """
+
+    def __init__(self, initial_s: float = 0.5, max_s: float = 30.0) -> None:
+        self.initial_s, self.max_s = initial_s, max_s
+        self.failures = 0
+        self._until = 0.0
+
+    def fail(self, now: float | None = None) -> float:
+        """Record a failure; return the wait before the next attempt."""
+        delay = min(self.max_s, self.initial_s * 2.0**self.failures)
+        self.failures += 1
+        self._until = (time.monotonic() if now is None else now) + delay
+        return delay
+
+    def succeed(self) -> None:
+        self.failures = 0
+        self._until = 0.0
+
+    def waiting(self, now: float | None = None) -> bool:
+        return (time.monotonic() if now is None else now) < self._until

@@ -4,6 +4,8 @@ The registry's aliases are the truth. A ModelEvent on ``model-events`` for the s
 makes the watcher look at once; otherwise it looks every ``poll_interval_s`` (the fallback
 when the event was missed). A version that fails to load is refused: the current version
 keeps serving, and the refusal is logged, counted and published as a ModelEvent, once.
+A version whose folder vanished is refused the same way, and a registry that cannot be
+read at all (moved, unmounted, half-written) leaves the served versions in place.
 Swaps happen only when the engine calls :meth:`ModelWatcher.check`, at a batch boundary.
 """
 
@@ -52,9 +54,10 @@ class ModelWatcher:
         self.settings, self.registry, self.name = settings, registry, name
         self.metrics, self.poll_interval_s = metrics, poll_interval_s
         self._refused: set[tuple[str, int]] = set()
+        self._registry_problem = ""
         self._next_poll = 0.0
         self._events: Consumer | None = self._listen() if listen else None
-        champion = self._load("champion", self.registry.resolve(name, "champion"))
+        champion = self._load("champion", self.registry.resolve(name, "champion"), first=True)
         if champion is None:
             raise ScorerError(f"model {name!r}: the champion version cannot be loaded")
         self.serving = ServingModels(champion, self._challenger())
@@ -66,6 +69,24 @@ class ModelWatcher:
         if not self._event_arrived() and now < self._next_poll:
             return False
         self._next_poll = now + self.poll_interval_s
+        try:
+            changed = self._swap()
+        except (ScorerError, OSError, ValueError) as exc:
+            problem = f"{type(exc).__name__}: {exc}"
+            if problem != self._registry_problem:
+                log.error("registry unreadable, still serving %s: %s", self.label, problem)
+            self._registry_problem = problem
+            if self.metrics is not None:
+                self.metrics.errors.labels("model_lookup").inc()
+            return False
+        self._registry_problem = ""
+        return changed
+
+    @property
+    def label(self) -> str:
+        return self.serving.champion.label
+
+    def _swap(self) -> bool:
         champion = self.serving.champion
         wanted = self.registry.resolve(self.name, "champion")
         if wanted != champion.manifest.version and ("champion", wanted) not in self._refused:
@@ -95,12 +116,13 @@ class ModelWatcher:
             return None
         return self._load("challenger", version)
 
-    def _load(self, alias: str, version: int) -> ScoringModel | None:
+    def _load(self, alias: str, version: int, first: bool = False) -> ScoringModel | None:
+        """The version, or None when it is refused; at start a missing version is an error."""
         try:
             model = ScoringModel.from_loaded(self.registry.load(self.name, version))
-        except ModelNotFound:
-            raise
         except Exception as exc:  # a refused version must never stop the stream
+            if first and isinstance(exc, ModelNotFound):
+                raise
             self._refuse(alias, version, exc)
             return None
         if self.metrics is not None:

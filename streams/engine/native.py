@@ -51,7 +51,7 @@ from schemas.contracts import SCHEMA_VERSION
 from schemas.errors import BrokerError
 from streams.core.decode import dead_letter, decode_events
 from streams.core.scoring import score_batch
-from streams.engine.delivery import BatchDelivery, DeliveryLedger
+from streams.engine.delivery import BatchDelivery, DeliveryLedger, RetryBackoff
 from streams.engine.model_watch import ModelWatcher
 from streams.engine.monitors import EngineMonitors
 from streams.observability import Health, ScorerMetrics
@@ -66,6 +66,10 @@ except PackageNotFoundError:  # pragma: no cover - running from a bare checkout
     SCORER_VERSION = "0+unknown"
 
 _DUMPS = orjson.dumps
+MAX_OUTPUT_BYTES = 64 * 1024 * 1024
+"""Largest output the producer hands to the broker; the topic's max.message.bytes decides."""
+UNACKNOWLEDGED_AFTER_S = 30.0
+"""Outputs waiting longer than this for the broker make the engine report itself not ready."""
 Headers = list[tuple[str, str | bytes | None]]
 Output = tuple[str, bytes | None, bytes, Headers]
 
@@ -104,6 +108,8 @@ class NativeEngine:
         self._ledger = DeliveryLedger()
         self._next_lag_report = 0.0
         self._released: dict[tuple[str, int], int] = {}
+        self._backoff = RetryBackoff()
+        self._rewind_pending = False
         self.models = ModelWatcher(
             settings, registry or Registry(settings.registry), model_name, self.metrics
         )
@@ -137,10 +143,16 @@ class NativeEngine:
             "batch.num.messages": 10_000,
             "compression.type": "lz4",
             "queue.buffering.max.messages": 1_000_000,
+            "message.max.bytes": MAX_OUTPUT_BYTES,
             "log_level": 4,
         }
         if self.exactly_once:
-            config["transactional.id"] = f"{self.settings.group_id}-{uuid.uuid4().hex[:12]}"
+            # A static member (group.instance.id) keeps one transactional.id across restarts,
+            # so a restarted process fences its crashed predecessor and aborts its open
+            # transaction at once instead of waiting for the transaction timeout.
+            instance = self.settings.kafka_extra.get("group.instance.id")
+            suffix = instance or uuid.uuid4().hex[:12]
+            config["transactional.id"] = f"{self.settings.group_id}-{suffix}"
         return self.settings.kafka_config(**config)
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -169,6 +181,10 @@ class NativeEngine:
         try:
             while not self._stopping.is_set():
                 self.health.heartbeat()
+                if self._backoff.waiting() or (self._rewind_pending and not self._rewind()):
+                    self._stopping.wait(0.05)
+                    self._settle()
+                    continue
                 messages = self.consumer.consume(
                     num_messages=self.settings.max_batch,
                     timeout=self.settings.max_wait_ms / 1000.0,
@@ -325,6 +341,9 @@ class NativeEngine:
                     break
                 except BufferError:  # local queue full: serve callbacks, then retry
                     poll(0.05)
+                except KafkaException as exc:  # refused locally: the same as a failed delivery
+                    on_delivery(exc.args[0], None)
+                    break
         poll(0)
 
     def _produce_transaction(
@@ -345,12 +364,18 @@ class NativeEngine:
             self.producer.send_offsets_to_transaction(
                 offsets, self.consumer.consumer_group_metadata(), 30
             )
+            if failures:
+                raise KafkaException(KafkaError(KafkaError._FAIL, failures[0]))
             self.producer.commit_transaction(60)
             if failures:
                 raise KafkaException(KafkaError(KafkaError._FAIL, failures[0]))
+            self._backoff.succeed()
+            self.health.set(True, "")
         except KafkaException as exc:
-            log.error("transaction failed (%s): aborting and rewinding", exc)
+            delay = self._backoff.fail()
+            log.error("transaction failed (%s): aborting, rewinding, retry in %.1fs", exc, delay)
             self.metrics.errors.labels("transaction").inc()
+            self.health.set(False, f"transaction failed: {exc}")
             error = exc.args[0]
             if getattr(error, "txn_requires_abort", lambda: True)():
                 try:
@@ -371,14 +396,25 @@ class NativeEngine:
         self.metrics.in_flight.set(self._ledger.in_flight)
         problem = self._ledger.failure()
         if problem is not None:
-            log.error("an output was not delivered (%s): rewinding to committed offsets", problem)
+            delay = self._backoff.fail()
+            log.error(
+                "an output was not delivered (%s): rewinding to committed offsets, retry in %.1fs",
+                problem,
+                delay,
+            )
             self.metrics.errors.labels("delivery").inc()
             self.health.set(False, f"delivery failed: {problem}")
             self.producer.flush(30)
             self._ledger.clear()
             self._rewind()
             return
-        self._commit(self._ledger.release(self._delivered), wait=wait)
+        released = self._ledger.release(self._delivered)
+        if released:
+            self._backoff.succeed()
+        self._commit(released, wait=wait)
+        waited = self._ledger.oldest_pending_s()
+        if waited > UNACKNOWLEDGED_AFTER_S:
+            self.health.set(False, f"outputs not acknowledged for {waited:.0f}s")
 
     def _delivered(self, batch: BatchDelivery) -> None:
         self.metrics.end_to_end_seconds.observe(max(0.0, time.time() - batch.oldest_timestamp))
@@ -403,14 +439,25 @@ class NativeEngine:
             log.warning("commit failed: %s", exc.args[0])
             self.metrics.errors.labels("commit").inc()
 
-    def _rewind(self) -> None:
-        """Seek every assigned partition back to its committed offset."""
+    def _rewind(self) -> bool:
+        """Seek every assigned partition back to its committed offset.
+
+        If the committed offsets cannot be read (the broker is away), nothing more is
+        consumed until a later attempt succeeds: going on would skip the failed outputs.
+        """
         assigned = [TopicPartition(t, p) for t, p in self._assigned]
-        if not assigned:
-            return
-        for tp in self.consumer.committed(assigned, timeout=30):
-            offset = tp.offset if tp.offset >= 0 else OFFSET_BEGINNING
-            self.consumer.seek(TopicPartition(tp.topic, tp.partition, offset))
+        self._rewind_pending = True
+        try:
+            for tp in self.consumer.committed(assigned, timeout=30) if assigned else []:
+                offset = tp.offset if tp.offset >= 0 else OFFSET_BEGINNING
+                self.consumer.seek(TopicPartition(tp.topic, tp.partition, offset))
+        except KafkaException as exc:
+            delay = self._backoff.fail()
+            log.error("cannot rewind (%s): retry in %.1fs", exc.args[0], delay)
+            self.metrics.errors.labels("rewind").inc()
+            return False
+        self._rewind_pending = False
+        return True
 
     def _partition_count(self, topic: str, *, required: bool) -> int:
         metadata = self.consumer.list_topics(topic, timeout=30).topics.get(topic)
