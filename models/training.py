@@ -142,7 +142,10 @@ def _fit_river(inputs: _RiverInputs, X: np.ndarray, y: np.ndarray, seed: int) ->
     return model, params
 
 
-def _metrics(y: np.ndarray, scores: np.ndarray, policy: Policy, n_train: int) -> dict[str, float]:
+def score_metrics(
+    y: np.ndarray, scores: np.ndarray, policy: Policy, n_train: int
+) -> dict[str, float]:
+    """Holdout metrics of ``scores`` against labels ``y`` (see the module doc)."""
     predicted = scores >= policy.classification_threshold
     adverse = np.isin(policy.decide(scores), list(ADVERSE_DECISIONS))
     return {
@@ -233,7 +236,7 @@ def train(
         )
     else:
         scores = estimator.predict_proba(X_holdout)[:, 1]
-    metrics = _metrics(y_holdout, scores, policy, len(train_idx))
+    metrics = score_metrics(y_holdout, scores, policy, len(train_idx))
 
     report("fairness", ", ".join(dataset.context_attributes) or "no context attributes")
     adverse = np.isin(policy.decide(scores), list(ADVERSE_DECISIONS))

@@ -58,6 +58,7 @@ from models.registry import Registry
 from schemas.contracts import SCHEMA_VERSION, RejectReason
 from schemas.errors import BrokerError, ScorerError
 from streams.core.decode import dead_letter
+from streams.engine.label_gate import LabelGate
 from streams.engine.monitors import monitor_config
 from streams.feedback import FeedbackJoiner, Joined, parse_feedback
 from streams.monitoring.batch import LabelledBatch
@@ -264,8 +265,14 @@ class MonitorService:
             })
         )  # fmt: skip
         self.positions: dict[tuple[str, int], int] = {}
-        self._decisions_seen_at = time.monotonic()
-        self._labels_paused = False
+        s = settings
+        self.gate = LabelGate(
+            self.consumer,
+            [TopicPartition(s.topic_decisions, p)
+             for p in range(self.partitions.get(s.topic_decisions, 0))],
+            [TopicPartition(s.topic_feedback, p)
+             for p in range(self.partitions.get(s.topic_feedback, 0))],
+        )  # fmt: skip
 
     def _inputs(self) -> list[str]:
         s = self.settings
@@ -303,7 +310,7 @@ class MonitorService:
         try:
             while not self._stopping.is_set():
                 self.health.heartbeat()
-                self._gate_labels()
+                self.gate.update()  # labels wait until the decisions are read
                 messages = [m for m in self.consumer.consume(1000, timeout=0.1) if self._usable(m)]
                 if messages:
                     self._process(messages)
@@ -315,35 +322,6 @@ class MonitorService:
             self.health.set(False, "stopped")
             self.consumer.close()
             log.info("monitor owner stopped")
-
-    def _gate_labels(self) -> None:
-        """Read labels only while the decisions are read up to date.
-
-        A label whose decision has not been read yet would be rejected as unknown; when the
-        owner catches up on a backlog (a start, a restart), decisions and labels arrive
-        interleaved by chance. So feedback is paused while any decisions partition has
-        records not yet read (by the high watermark of the last fetch). A partition that
-        shows a lag but delivers nothing for 5 s (e.g. an open transaction's records) stops
-        holding the labels back.
-        """
-        s = self.settings
-        if not s.join_feedback:
-            return
-        now = time.monotonic()
-        lagging = False
-        if now - self._decisions_seen_at < 5.0:
-            decisions = [TopicPartition(s.topic_decisions, p)
-                         for p in range(self.partitions[s.topic_decisions])]  # fmt: skip
-            for tp in self.consumer.position(decisions):
-                low, high = self.consumer.get_watermark_offsets(tp, cached=True)
-                if high < 0 or (high > low and tp.offset < high):
-                    lagging = True
-                    break
-        if lagging != self._labels_paused:
-            labels = [TopicPartition(s.topic_feedback, p)
-                      for p in range(self.partitions[s.topic_feedback])]  # fmt: skip
-            (self.consumer.pause if lagging else self.consumer.resume)(labels)
-            self._labels_paused = lagging
 
     def _usable(self, message: Message) -> bool:
         error = message.error()
@@ -366,7 +344,7 @@ class MonitorService:
         # decisions first, so that a label read in the same batch as its decision joins it
         decisions = by_topic.get(s.topic_decisions, [])
         if decisions:
-            self._decisions_seen_at = time.monotonic()
+            self.gate.seen()
             self.owner.decisions([m.value() for m in decisions])
         records = self.owner.summaries(
             [m.value() for m in by_topic.get(s.topic_monitor_summaries, [])]

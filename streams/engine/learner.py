@@ -1,0 +1,179 @@
+"""``scorer learn``: a river champion keeps learning from labels; versions are registered.
+
+Reads ``events`` (the features), ``decisions`` (which version scored them, and the hash of
+what it scored) and ``feedback``; every label joined to exactly the scored features is used
+to score and then to train a copy of the model (:class:`models.online.OnlineLearner`).
+After ``every`` learned labels the copy is registered as the next version, with the
+prequential metrics of those labels and its parent version, and a ``registered`` ModelEvent
+is published. Nothing is promoted: a learned version serves only once someone promotes it
+(through the promotion gates), so a model never changes under the stream silently.
+
+Feedback offsets are committed when a version is registered, so after a restart the labels
+not yet in a registered version are learned again, from the latest registered version.
+Events and decisions are read from ``feedback_retention_seconds`` back.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from datetime import UTC, datetime
+
+import orjson
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    OFFSET_END,
+    Consumer,
+    KafkaError,
+    Message,
+    TopicPartition,
+)
+
+from models.online import OnlineLearner
+from models.registry import Registry
+from schemas.contracts import ModelEvent
+from schemas.errors import BrokerError
+from streams.core.decode import decode_events
+from streams.engine.label_gate import LabelGate
+from streams.feedback import parse_feedback
+from streams.model_events import publish_model_event
+from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class LearnerService:
+    """Online learning of one river model on Kafka (see the module doc)."""
+
+    def __init__(
+        self, settings: Settings, model_name: str, every: int, registry: Registry | None = None
+    ) -> None:
+        self.settings, self.every = settings, every
+        self.registry = registry or Registry(settings.registry)
+        self.name = model_name
+        champion = self.registry.load(model_name, "champion")
+        self.parent = champion.manifest.version
+        self.learner = OnlineLearner(champion.manifest, champion.estimator)
+        self.learned_since = 0
+        self.registered: list[int] = []
+        self._stopping = threading.Event()
+        self.consumer = Consumer(
+            settings.kafka_config(**{
+                "group.id": f"scorer-learn-{model_name}", "enable.auto.commit": False,
+                "isolation.level": "read_committed", "log_level": 4,
+            })
+        )  # fmt: skip
+        s = settings
+        topics = (s.topic_events, s.topic_decisions, s.topic_feedback)
+        self.partitions = {t: self._partition_count(t) for t in topics}
+        self.gate = LabelGate(
+            self.consumer,
+            self._tps(s.topic_events) + self._tps(s.topic_decisions),
+            self._tps(s.topic_feedback),
+        )
+
+    def _tps(self, topic: str) -> list[TopicPartition]:
+        return [TopicPartition(topic, p) for p in range(self.partitions[topic])]
+
+    def _partition_count(self, topic: str) -> int:
+        found = self.consumer.list_topics(topic, timeout=10).topics.get(topic)
+        if found is None or found.error is not None or not found.partitions:
+            raise BrokerError(f"topic {topic!r} is missing; run `scorer topics apply`")
+        return len(found.partitions)
+
+    def stop(self, *_: object) -> None:
+        self._stopping.set()
+
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, self.stop)
+        signal.signal(signal.SIGINT, self.stop)
+
+    def run(self, max_versions: int | None = None) -> list[int]:
+        """Learn until stopped (or ``max_versions`` were registered); the versions made."""
+        s = self.settings
+        since_ms = int((time.time() - s.feedback_retention_seconds) * 1000)
+        joined = self._tps(s.topic_events) + self._tps(s.topic_decisions)
+        starts = self.consumer.offsets_for_times(
+            [TopicPartition(tp.topic, tp.partition, since_ms) for tp in joined], 10
+        )
+        committed = self.consumer.committed(self._tps(s.topic_feedback), 10)
+        self.consumer.assign(
+            # events and decisions from the retention back (none that old: from the end);
+            # labels from where the last registered version stopped (never: the beginning)
+            [TopicPartition(tp.topic, tp.partition, tp.offset if tp.offset >= 0 else OFFSET_END)
+             for tp in starts]
+            + [TopicPartition(tp.topic, tp.partition,
+                              tp.offset if tp.offset >= 0 else OFFSET_BEGINNING)
+               for tp in committed]
+        )  # fmt: skip
+        log.info("learning %s from v%d; a version every %d labels", self.name, self.parent,
+                 self.every)  # fmt: skip
+        while not self._stopping.is_set():
+            if max_versions is not None and len(self.registered) >= max_versions:
+                break
+            self.gate.update()
+            messages = [m for m in self.consumer.consume(1000, timeout=0.2) if _usable(m)]
+            if messages:
+                self._process(messages)
+        self.consumer.close()
+        return self.registered
+
+    def _process(self, messages: list[Message]) -> None:
+        s = self.settings
+        by_topic: dict[str, list[Message]] = {}
+        for message in messages:
+            by_topic.setdefault(str(message.topic()), []).append(message)
+        events = by_topic.get(s.topic_events, [])
+        decisions = by_topic.get(s.topic_decisions, [])
+        if events or decisions:
+            self.gate.seen()
+        if events:
+            self.learner.remember_events(decode_events([m.value() for m in events]).events)
+        if decisions:
+            self.learner.remember_decisions([orjson.loads(m.value() or b"{}") for m in decisions])
+        labels = by_topic.get(s.topic_feedback, [])
+        if labels:
+            accepted, _ = parse_feedback([m.value() for m in labels])  # the owner DLQs the rest
+            self.learned_since += self.learner.learn(
+                [(f["event_id"], f["label"]) for _, f in accepted]
+            )
+            if self.learned_since >= self.every:
+                self._register()
+
+    def _register(self) -> None:
+        source = f"online:{self.settings.topic_feedback}"
+        fields = self.learner.version_fields(self.parent, source)
+        if fields is None:
+            return  # one class only so far: keep learning
+        manifest = self.registry.register(
+            self.learner.model, name=self.name, kind="river-logistic", manifest_fields=fields
+        )
+        reason = (
+            f"online learning: {self.learned_since} labels after v{self.parent}; "
+            f"prequential ROC AUC {manifest.metrics['roc_auc']:.3f}; not promoted"
+        )
+        problem = publish_model_event(
+            self.settings,
+            ModelEvent(event_type="registered", model_name=self.name, version=manifest.version,
+                       sha256=manifest.artifact.sha256, actor="scorer-learn", reason=reason,
+                       occurred_at=datetime.now(UTC)),
+        )  # fmt: skip
+        if problem:
+            log.warning("v%d registered; its ModelEvent was not published: %s",
+                        manifest.version, problem)  # fmt: skip
+        log.info("registered %s v%d: %s", self.name, manifest.version, reason)
+        read = [tp for tp in self.consumer.position(self._tps(self.settings.topic_feedback))
+                if tp.offset >= 0]  # fmt: skip
+        if read:  # the labels in this version are not learned again after a restart
+            self.consumer.commit(offsets=read, asynchronous=False)
+        self.parent, self.learned_since = manifest.version, 0
+        self.registered.append(manifest.version)
+
+
+def _usable(message: Message) -> bool:
+    error = message.error()
+    if error is not None and error.code() != KafkaError._PARTITION_EOF:
+        log.warning("consume error: %s", error)
+    return error is None
