@@ -16,8 +16,6 @@ Events and decisions are read from ``feedback_retention_seconds`` back.
 from __future__ import annotations
 
 import logging
-import signal
-import threading
 import time
 from datetime import UTC, datetime
 
@@ -34,9 +32,9 @@ from confluent_kafka import (
 from models.online import OnlineLearner
 from models.registry import Registry
 from schemas.contracts import ModelEvent
-from schemas.errors import BrokerError
 from streams.core.decode import decode_events
 from streams.engine.label_gate import LabelGate
+from streams.engine.service import Service, partition_count
 from streams.feedback import parse_feedback
 from streams.model_events import publish_model_event
 from streams.settings import Settings
@@ -44,7 +42,7 @@ from streams.settings import Settings
 log = logging.getLogger(__name__)
 
 
-class LearnerService:
+class LearnerService(Service):
     """Online learning of one river model on Kafka (see the module doc)."""
 
     def __init__(
@@ -58,7 +56,7 @@ class LearnerService:
         self.learner = OnlineLearner(champion.manifest, champion.estimator)
         self.learned_since = 0
         self.registered: list[int] = []
-        self._stopping = threading.Event()
+        super().__init__()
         self.consumer = Consumer(
             settings.kafka_config(**{
                 "group.id": f"scorer-learn-{model_name}", "enable.auto.commit": False,
@@ -78,17 +76,7 @@ class LearnerService:
         return [TopicPartition(topic, p) for p in range(self.partitions[topic])]
 
     def _partition_count(self, topic: str) -> int:
-        found = self.consumer.list_topics(topic, timeout=10).topics.get(topic)
-        if found is None or found.error is not None or not found.partitions:
-            raise BrokerError(f"topic {topic!r} is missing; run `scorer topics apply`")
-        return len(found.partitions)
-
-    def stop(self, *_: object) -> None:
-        self._stopping.set()
-
-    def install_signal_handlers(self) -> None:
-        signal.signal(signal.SIGTERM, self.stop)
-        signal.signal(signal.SIGINT, self.stop)
+        return partition_count(self.consumer, topic)
 
     def run(self, max_versions: int | None = None) -> list[int]:
         """Learn until stopped (or ``max_versions`` were registered); the versions made."""

@@ -35,8 +35,6 @@ from __future__ import annotations
 
 import logging
 import math
-import signal
-import threading
 import time
 from collections import defaultdict
 from datetime import UTC, datetime
@@ -60,6 +58,7 @@ from schemas.errors import BrokerError, ScorerError
 from streams.core.decode import dead_letter
 from streams.engine.label_gate import LabelGate
 from streams.engine.monitors import monitor_config
+from streams.engine.service import Service, partition_count
 from streams.feedback import FeedbackJoiner, Joined, parse_feedback
 from streams.monitoring.batch import LabelledBatch
 from streams.monitoring.monitor_set import MonitorSet
@@ -227,7 +226,7 @@ class MonitorOwner:
         return records
 
 
-class MonitorService:
+class MonitorService(Service):
     """:class:`MonitorOwner` on Kafka: transactions, checkpoints, restore, signals."""
 
     def __init__(
@@ -241,7 +240,7 @@ class MonitorService:
         self.metrics = metrics or ScorerMetrics()
         self.health = health or Health()
         self.owner_id = settings.monitor_group_id
-        self._stopping = threading.Event()
+        super().__init__()
         self.consumer = Consumer(
             settings.kafka_config(**{
                 "group.id": settings.monitor_group_id, "enable.auto.commit": False,
@@ -282,19 +281,9 @@ class MonitorService:
         return topics
 
     def _partition_count(self, topic: str) -> int:
-        found = self.consumer.list_topics(topic, timeout=10).topics.get(topic)
-        if found is None or found.error is not None or not found.partitions:
-            raise BrokerError(f"topic {topic!r} is missing; run `scorer topics apply`")
-        return len(found.partitions)
+        return partition_count(self.consumer, topic)
 
     # --- lifecycle --------------------------------------------------------------------------
-
-    def stop(self, *_: object) -> None:
-        self._stopping.set()
-
-    def install_signal_handlers(self) -> None:
-        signal.signal(signal.SIGTERM, self.stop)
-        signal.signal(signal.SIGINT, self.stop)
 
     def run(self) -> None:
         self.producer.init_transactions(30)  # fences an older owner, aborts its transaction
