@@ -8,6 +8,8 @@ Exactly-once: a read_committed consumer sees each decision exactly once.
 from __future__ import annotations
 
 import random
+import threading
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -26,6 +28,17 @@ from tests.reliability_support import (
 KILLS = 10
 
 
+def publish(setup: ScorerSetup, records: list, rate: int) -> None:
+    """``records`` at about ``rate`` a second, in tenth-of-a-second slices."""
+    step = max(1, rate // 10)
+    started = time.monotonic()
+    for n, first in enumerate(range(0, len(records), step)):
+        delay = started + n / 10 - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        setup.produce(records[first : first + step], partition_of=lambda i: i % 3)
+
+
 @pytest.mark.parametrize("exactly_once", [False, True], ids=["at-least-once", "exactly-once"])
 def test_ten_sigkills_lose_nothing(
     scorer_setup: ScorerSetup, tmp_path: Path, exactly_once: bool
@@ -33,7 +46,11 @@ def test_ten_sigkills_lose_nothing(
     rng = random.Random(71)
     # Transactions per batch make exactly-once slower: a shorter stream still spans ten kills.
     records, ids = valid_records(16_000 if exactly_once else 60_000, seed=71, run_id="kill")
-    scorer_setup.produce(records, partition_of=lambda i: i % 3)
+    # published at a steady rate while the engines are killed, so every kill falls inside
+    # the stream however fast this machine scores
+    rate = 400 if exactly_once else 1_500
+    publisher = threading.Thread(target=publish, args=(scorer_setup, records, rate), daemon=True)
+    publisher.start()
     extra = ("--max-batch", "100", *(("--exactly-once",) if exactly_once else ()))
     env = static_member("reliability-kill")
     reader = OutputReader(scorer_setup, "decisions", read_committed=exactly_once)
@@ -46,7 +63,8 @@ def test_ten_sigkills_lose_nothing(
         reader.pump(rng.uniform(0.0, 0.8))  # a seeded random point of a productive engine
         engine.kill()
         kill_points.append(len(set(reader.event_ids("decisions"))))
-    assert len(set(reader.event_ids("decisions"))) < len(ids)  # the kills were mid-stream
+    assert publisher.is_alive()  # the kills were mid-stream
+    publisher.join()
 
     engine = EngineProcess(scorer_setup, tmp_path, *extra, env=env)
     reader.read_until(lambda r: set(r.event_ids("decisions")) >= set(ids), "every decision",
