@@ -44,12 +44,15 @@ class ScorerSetup:
     env: dict[str, str]
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
-    def serve(self, *extra: str, group_id: str | None = None) -> subprocess.Popen[bytes]:
+    def serve(
+        self, *extra: str, group_id: str | None = None, engine: str = "native"
+    ) -> subprocess.Popen[bytes]:
         env = dict(self.env)
         if group_id:
             env["SCORER_GROUP_ID"] = group_id
         process = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "serve", "--metrics-port", "0", *extra],
+            [sys.executable, "-m", "streams.cli", "serve", "--engine", engine,
+             "--metrics-port", "0", *extra],
             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         )  # fmt: skip
         self.processes.append(process)
