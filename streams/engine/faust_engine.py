@@ -185,7 +185,7 @@ class FaustEngine:
                     await self._batch([faust_record(event.message) for event in events])
                 except Exception:  # never let Faust ack a batch whose outputs may be lost
                     log.exception("batch failed: stopping without acknowledging it")
-                    self.metrics.errors.labels("delivery").inc()
+                    self.metrics.errors.labels("batch").inc()
                     logging.shutdown()
                     os._exit(EXIT_BATCH_FAILED)
         finally:
