@@ -178,7 +178,7 @@ class FaustEngine:
 
     async def _score(self, stream: Any) -> None:
         self.health.set(True, "")
-        within = self.settings.max_wait_ms / 1000.0
+        within = max(1, self.settings.max_wait_ms) / 1000.0  # 0 would mean: wait until full
         try:
             async for events in stream.take_events(self.settings.max_batch, within=within):
                 try:
