@@ -627,6 +627,7 @@ class MonitorSummary(_Contract):
     verdicts equal those of one process over all partitions.
     """
 
+    schema_version: SchemaVersion = SCHEMA_VERSION
     version: Annotated[int, Strict(), Field(ge=1)] = Field(description="Export format.")
     model: ModelRef
     streams: dict[Literal["events", "labels"], dict[str, Any]] = Field(

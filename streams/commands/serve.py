@@ -22,11 +22,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "dead letters. Promotions are picked up at batch boundaries without a restart. "
             "Offsets are committed only after every output is acknowledged (at-least-once), "
             "or with the outputs in one transaction per batch (--exactly-once). "
-            "Stops cleanly on SIGTERM or Ctrl-C."
+            "Stops cleanly on SIGTERM or Ctrl-C. --engine faust runs the same scoring in a "
+            "faust-streaming worker (no --exactly-once)."
         ),
     )
-    parser.add_argument("--engine", choices=["native"], default="native",
-                        help="stream engine (native: confluent-kafka micro-batches)")  # fmt: skip
+    parser.add_argument("--engine", choices=["native", "faust"], default="native",
+                        help="stream engine: native (confluent-kafka micro-batches, the "
+                             "default) or faust (a faust-streaming worker; at-least-once "
+                             "only); both score with the same core")  # fmt: skip
     parser.add_argument("--model", help="registered model name (SCORER_MODEL, default demo)")
     parser.add_argument("--exactly-once", action="store_true", default=None,
                         help="transactional consume-transform-produce")  # fmt: skip
@@ -53,6 +56,13 @@ def _serve(args: argparse.Namespace) -> int:
     if metrics_port is None or metrics_port >= 0:
         server = serve_http(metrics, health, settings.metrics_port)
         log.info("metrics and health on port %d", server.server_address[1])
+    if args.engine == "faust":
+        from streams.engine.faust_engine import FaustEngine  # faust loads only when asked
+
+        return FaustEngine(
+            settings, model_name=settings.model, exactly_once=settings.exactly_once,
+            metrics=metrics, health=health,
+        ).run()  # fmt: skip
     engine = NativeEngine(
         settings, model_name=settings.model, exactly_once=settings.exactly_once,
         metrics=metrics, health=health,

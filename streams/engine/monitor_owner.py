@@ -51,13 +51,13 @@ from confluent_kafka import (
     TopicPartition,
 )
 
-from models.featurespec import Reject
 from models.registry import Registry
 from schemas.contracts import SCHEMA_VERSION, RejectReason
 from schemas.errors import BrokerError, ScorerError
-from streams.core.decode import dead_letter
 from streams.engine.label_gate import LabelGate
 from streams.engine.monitors import monitor_config
+from streams.engine.native import consumed
+from streams.engine.processor import dead_letter_outputs
 from streams.engine.service import Service, partition_count
 from streams.feedback import FeedbackJoiner, Joined, parse_feedback
 from streams.monitoring.batch import LabelledBatch
@@ -347,28 +347,11 @@ class MonitorService(Service):
                 [_where(m)[2] for m in labels],
             )
             records += label_records
-            outputs += [
-                self._dead_letter(labels[i], reason, detail) for i, reason, detail in rejects
-            ]
+            outputs += dead_letter_outputs(s, self.metrics, [consumed(m) for m in labels], rejects)
         outputs = [record_output(s, self.metrics, r) for r in records] + outputs
         for topic, key, value, headers in outputs:
             self.producer.produce(topic, value, key, headers=headers)
         self.producer.poll(0)
-
-    def _dead_letter(self, source: Message, reason: RejectReason, detail: str) -> Output:
-        from streams.engine.native import SCORER_VERSION
-
-        topic, partition, offset = _where(source)
-        letter = dead_letter(
-            Reject(0, reason, detail), topic=topic, partition=partition,
-            offset=offset, key=source.key(), value=source.value(),
-            timestamp_ms=source.timestamp()[1], scorer_version=SCORER_VERSION,
-        )  # fmt: skip
-        self.metrics.dlq.labels(str(reason)).inc()
-        return (
-            self.settings.topic_dlq, source.key(), orjson.dumps(letter),
-            [("reason", str(reason).encode()), ("source_offset", str(offset).encode())],
-        )  # fmt: skip
 
     # --- checkpoints ------------------------------------------------------------------------
 

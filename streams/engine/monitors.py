@@ -64,13 +64,12 @@ class EngineMonitors:
         contexts: list[dict[str, str]],
         partitions: list[int],
         offsets: list[int],
-        assigned: set[int] | None = None,
     ) -> list[Output]:
         """The summary record of this batch's counts (none when nothing was scored).
 
         ``event_times`` (epoch seconds), ``contexts``, ``partitions`` and ``offsets`` are
-        aligned with the scored rows. ``assigned`` is not needed: window closing is the
-        owner's decision, from the watermarks in the summaries.
+        aligned with the scored rows. Closing windows is the owner's decision, from the
+        watermarks in the summaries.
         """
         if scored.X is None or not scored.rows:
             return []

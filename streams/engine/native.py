@@ -4,10 +4,10 @@ One loop, one thread::
 
     consume up to max_batch records (waiting at most max_wait_ms)
     swap models if a promotion arrived          (batch boundary)
-    decode + validate -> rejects to the DLQ
-    score, decide, explain with the champion   (one vectorised call per batch)
-    shadow-score with the challenger, if any
-    produce decisions, explanations, dead letters (asynchronously, never flushed per batch)
+    BatchProcessor.process(batch) -> outputs    (streams.engine.processor, shared with the
+                                                 Faust engine: decode, validate, score,
+                                                 explain, shadow, dead letters, monitors)
+    produce the outputs                          (asynchronously, never flushed per batch)
     serve delivery callbacks; commit offsets of the fully delivered prefix of batches
 
 At-least-once (default): an input offset is committed only after every output of every
@@ -27,13 +27,9 @@ import signal
 import threading
 import time
 import uuid
-from collections import Counter
 from collections.abc import Callable
-from datetime import datetime
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-import orjson
 from confluent_kafka import (
     OFFSET_BEGINNING,
     Consumer,
@@ -43,47 +39,24 @@ from confluent_kafka import (
     Producer,
     TopicPartition,
 )
+from confluent_kafka.admin import AdminClient
 
-from models.featurespec import Reject
 from models.registry import Registry
-from models.scoring_model import ScoringModel
-from schemas.contracts import SCHEMA_VERSION
 from schemas.errors import BrokerError
-from streams.core.decode import dead_letter, decode_events
-from streams.core.scoring import score_batch
 from streams.engine.delivery import BatchDelivery, DeliveryLedger, RetryBackoff
 from streams.engine.model_watch import ModelWatcher
 from streams.engine.monitors import EngineMonitors
+from streams.engine.processor import BatchProcessor, ConsumedRecord, Output
 from streams.observability import Health, ScorerMetrics
 from streams.runtime import tune_garbage_collector
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 
-try:
-    SCORER_VERSION = version("streaming-scorer")
-except PackageNotFoundError:  # pragma: no cover - running from a bare checkout
-    SCORER_VERSION = "0+unknown"
-
-_DUMPS = orjson.dumps
 MAX_OUTPUT_BYTES = 64 * 1024 * 1024
 """Largest output the producer hands to the broker; the topic's max.message.bytes decides."""
 UNACKNOWLEDGED_AFTER_S = 30.0
 """Outputs waiting longer than this for the broker make the engine report itself not ready."""
-Headers = list[tuple[str, str | bytes | None]]
-Output = tuple[str, bytes | None, bytes, Headers]
-
-
-def lineage_headers(model: ScoringModel) -> Headers:
-    """Headers every output of ``model`` carries, after its event_id header."""
-    ref = model.ref
-    return [
-        ("model_name", ref["name"].encode()),
-        ("model_version", str(ref["version"]).encode()),
-        ("model_sha256", ref["sha256"].encode()),
-        ("schema_version", str(SCHEMA_VERSION).encode()),
-        ("scorer_version", SCORER_VERSION.encode()),
-    ]
 
 
 class NativeEngine:
@@ -114,8 +87,14 @@ class NativeEngine:
             settings, registry or Registry(settings.registry), model_name, self.metrics
         )
         self.consumer = Consumer(self._consumer_config())
-        self._partition_count(settings.topic_events, required=True)
+        events_partition_count(self.consumer, settings)  # a clear error if it is missing
         self.monitors = EngineMonitors(settings, self.metrics) if settings.monitor else None
+        self.processor = BatchProcessor(
+            settings,
+            lambda: self.models.serving,
+            self.metrics,
+            self.monitors,
+        )
         self.producer = Producer(self._producer_config())
         if exactly_once:
             self.producer.init_transactions(30)
@@ -166,8 +145,9 @@ class NativeEngine:
         signal.signal(signal.SIGINT, self.stop)
 
     def run(self) -> None:
-        topics = [self.settings.topic_events]
-        self.consumer.subscribe(topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
+        self.consumer.subscribe(
+            [self.settings.topic_events], on_assign=self._on_assign, on_revoke=self._on_revoke
+        )
         tune_garbage_collector()
         log.info(
             "serving %s on %s (%s, batch %d, wait %d ms)",
@@ -220,113 +200,21 @@ class NativeEngine:
             self.metrics.errors.labels("consume").inc()
         return False
 
-    def _process(self, records: list[Message]) -> None:
-        """One batch: events are scored; then everything is sent."""
-        outputs = self._score(records)
+    def _process(self, messages: list[Message]) -> None:
+        """One batch: the processor turns it into outputs; then everything is sent."""
+        records = [consumed(m) for m in messages]
+        outputs = self.processor.process(records)
 
         last: dict[tuple[str, int], int] = {}
-        for message in records:
-            topic, partition, offset = _coordinates(message)
-            last[(topic, partition)] = offset
-        self.metrics.batch_size.observe(len(records))
-        oldest = min(m.timestamp()[1] for m in records) / 1000.0
+        for record in records:
+            last[(record.topic, record.partition)] = record.offset
+        oldest = min(r.timestamp_ms for r in records) / 1000.0
         if self.exactly_once:
             self._produce_transaction(outputs, last)
             self.metrics.end_to_end_seconds.observe(max(0.0, time.time() - oldest))
         else:
             batch = self._ledger.open(last, len(outputs), oldest)
             self._produce(outputs, batch.acknowledge)
-
-    def _score(self, records: list[Message]) -> list[Output]:
-        received = time.time()
-        serving = self.models.serving
-        decoded = decode_events([m.value() for m in records])
-        started = time.perf_counter()
-        scored = score_batch(serving.champion, decoded.events, received_at=received)
-        shadow = (
-            score_batch(
-                serving.challenger, decoded.events, received_at=received, shadow=True, explain=False
-            )
-            if serving.challenger is not None
-            else None
-        )
-        self.metrics.scoring_seconds.observe(time.perf_counter() - started)
-
-        outputs: list[Output] = []
-        settings = self.settings
-        headers = lineage_headers(serving.champion)
-        for decision, explanation in zip(scored.decisions, scored.explanations, strict=True):
-            key = decision["entity_id"].encode()
-            event_headers = [("event_id", decision["event_id"].encode()), *headers]
-            outputs.append((settings.topic_decisions, key, _DUMPS(decision), event_headers))
-            outputs.append((settings.topic_explanations, key, _DUMPS(explanation), event_headers))
-        if shadow is not None and serving.challenger is not None:
-            shadow_headers = lineage_headers(serving.challenger)
-            for decision in shadow.decisions:
-                outputs.append(
-                    (
-                        settings.topic_decisions_shadow,
-                        decision["entity_id"].encode(),
-                        _DUMPS(decision),
-                        [("event_id", decision["event_id"].encode()), *shadow_headers],
-                    )
-                )
-        rejects = [(r.index, r.reason, r.detail) for r in decoded.rejects]
-        rejects += [(decoded.rows[r.index], r.reason, r.detail) for r in scored.rejects]
-        outputs += self._dead_letters(records, rejects)
-        self.metrics.events.labels("scored").inc(len(scored.decisions))
-        self.metrics.events.labels("rejected").inc(len(rejects))
-        for label, count in Counter(d["decision"] for d in scored.decisions).items():
-            self.metrics.decisions.labels(label).inc(count)
-
-        if scored.rows and self.monitors is not None:
-            kept = [decoded.events[i] for i in scored.rows]
-            times = [datetime.fromisoformat(event["event_time"]).timestamp() for event in kept]
-            contexts = [event.get("context") or {} for event in kept]
-            sources = [records[decoded.rows[i]] for i in scored.rows]
-            outputs.extend(
-                self.monitors.observe(
-                    serving.champion,
-                    scored,
-                    times,
-                    contexts,
-                    [int(m.partition() or 0) for m in sources],
-                    [int(m.offset() or 0) for m in sources],
-                    self._partitions_of(settings.topic_events),
-                )
-            )
-        return outputs
-
-    def _dead_letters(
-        self, records: list[Message], rejects: list[tuple[int, Any, str]]
-    ) -> list[Output]:
-        outputs: list[Output] = []
-        for index, reason, detail in rejects:
-            source = records[index]
-            topic, partition, offset = _coordinates(source)
-            letter = dead_letter(
-                Reject(index, reason, detail),
-                topic=topic,
-                partition=partition,
-                offset=offset,
-                key=source.key(),
-                value=source.value(),
-                timestamp_ms=source.timestamp()[1],
-                scorer_version=SCORER_VERSION,
-            )
-            outputs.append(
-                (
-                    self.settings.topic_dlq,
-                    source.key(),
-                    _DUMPS(letter),
-                    [("reason", str(reason).encode()), ("source_offset", str(offset).encode())],
-                )
-            )
-            self.metrics.dlq.labels(str(reason)).inc()
-        return outputs
-
-    def _partitions_of(self, topic: str) -> set[int]:
-        return {p for t, p in self._assigned if t == topic}
 
     def _produce(
         self,
@@ -459,18 +347,6 @@ class NativeEngine:
         self._rewind_pending = False
         return True
 
-    def _partition_count(self, topic: str, *, required: bool) -> int:
-        metadata = self.consumer.list_topics(topic, timeout=30).topics.get(topic)
-        if metadata is None or metadata.error is not None:
-            if not required:
-                log.warning("topic %s not found: labels are not joined", topic)
-                return 0
-            raise BrokerError(
-                f"events topic {topic!r} not found at {self.settings.bootstrap_servers}; "
-                "run `scorer topics apply`"
-            )
-        return len(metadata.partitions)
-
     def _report_lag(self, every_s: float = 5.0) -> None:
         """Consumer lag per assigned partition, from the last fetched high watermarks."""
         now = time.monotonic()
@@ -499,6 +375,25 @@ class NativeEngine:
             self._released.pop((tp.topic, tp.partition), None)
 
 
-def _coordinates(message: Message) -> tuple[str, int, int]:
-    """Topic, partition and offset of a consumed record (never None for those)."""
-    return str(message.topic()), int(message.partition() or 0), int(message.offset() or 0)
+def events_partition_count(client: Consumer | AdminClient, settings: Settings) -> int:
+    """Partitions of the events topic, from the broker's metadata; a clear error if absent."""
+    topic = settings.topic_events
+    metadata = client.list_topics(topic, timeout=30).topics.get(topic)
+    if metadata is None or metadata.error is not None:
+        raise BrokerError(
+            f"events topic {topic!r} not found at {settings.bootstrap_servers}; "
+            "run `scorer topics apply`"
+        )
+    return len(metadata.partitions)
+
+
+def consumed(message: Message) -> ConsumedRecord:
+    """The engine-neutral view of a consumed confluent-kafka message."""
+    return ConsumedRecord(
+        message.value(),
+        message.key(),
+        str(message.topic()),
+        int(message.partition() or 0),
+        int(message.offset() or 0),
+        message.timestamp()[1],
+    )

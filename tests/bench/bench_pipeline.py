@@ -14,8 +14,11 @@ side in one run, on one broker:
 2. the native engine (``scorer serve`` as a subprocess, its default settings) with a
    logistic model and explanations;
 3. the same with gradient-boosted trees (exact TreeSHAP explanations);
-4. the Faust baseline (``tests/bench/faust_baseline.py``, logistic), over fewer events;
-5. end-to-end latency with the engine serving a paced producer at a fixed offered rate.
+4. the Faust engine (``scorer serve --engine faust``: the same scoring core in a
+   faust-streaming agent taking batches), logistic, over the same events;
+5. the Faust baseline (``tests/bench/faust_baseline.py``, logistic, one predict per event),
+   over fewer events;
+6. end-to-end latency with the engine serving a paced producer at a fixed offered rate.
 
 Throughput: N events are produced before each run starts; throughput is N divided by the
 time between the first and the last output record, as appended by the broker (the output
@@ -450,7 +453,7 @@ class Bench:
         return env
 
     def start_engine(
-        self, name: str, model: str, events_topic: str
+        self, name: str, model: str, events_topic: str, engine: str = "native"
     ) -> tuple[subprocess.Popen[bytes], dict[str, str]]:
         outputs = self.topics.scorer_outputs(name)
         env = self.base_env()
@@ -458,15 +461,18 @@ class Bench:
         env.update(self.engine_env)
         env.update({"SCORER_TOPIC_EVENTS": events_topic, "SCORER_MODEL": model,
                     "SCORER_GROUP_ID": f"bench-{self.topics.run_id}-{name}"})  # fmt: skip
-        argv = [sys.executable, "-m", "streams.cli", "serve", "--metrics-port", "0"]
+        argv = [sys.executable, "-m", "streams.cli", "serve", "--engine", engine,
+                "--metrics-port", "0"]  # fmt: skip
         return self.processes.start(name, argv, env, ROOT), outputs
 
-    def engine_throughput(self, name: str, model: str, events_topic: str, events: int) -> RunResult:
-        process, outputs = self.start_engine(name, model, events_topic)
+    def engine_throughput(
+        self, name: str, model: str, events_topic: str, events: int, engine: str = "native"
+    ) -> RunResult:
+        process, outputs = self.start_engine(name, model, events_topic, engine)
         topics = [outputs["SCORER_TOPIC_DECISIONS"], outputs["SCORER_TOPIC_EXPLANATIONS"]]
         share, broker = wait_for(
             self.bootstrap, topics, events, timeout=120 + events / 1000,
-            alive=lambda: self.processes.check(process, f"scorer serve ({model})"),
+            alive=lambda: self.processes.check(process, f"scorer serve ({engine}, {model})"),
             pid=process.pid, broker_pid=self.broker_pid,
         )  # fmt: skip
         self.processes.stop(process)
@@ -775,6 +781,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=15.0,
                         help="duration of each latency run (15)")  # fmt: skip
     parser.add_argument("--skip-faust", action="store_true", help="no Faust baseline")
+    parser.add_argument("--skip-faust-engine", action="store_true", help="no Faust engine run")
     parser.add_argument("--skip-gbt-latency", action="store_true", help="latency for logistic only")
     parser.add_argument("--partitions", type=int, default=3, help="partitions per topic (3)")
     parser.add_argument("--max-batch", type=int, help="SCORER_MAX_BATCH for the engine runs")
@@ -834,6 +841,10 @@ def main() -> int:
                     ("gbt", args.events, lambda: bench.engine_throughput(
                         "gbt", "bench-gbt", events_topic, args.events)),
                 ]  # fmt: skip
+                if not args.skip_faust_engine:
+                    runs.append(("faust-engine", args.events, lambda: bench.engine_throughput(
+                        "faust-engine", "bench-logistic", events_topic, args.events,
+                        engine="faust")))  # fmt: skip
                 if not args.skip_faust:
                     faust_topic = topics.create("faust-events")
                     produce_all(bootstrap, faust_topic, *workload.values("fa", args.faust_events))
@@ -882,6 +893,7 @@ def report(
         "transport-engine": "transport, the engine's settings and commits",
         "logistic": "native engine, logistic + explanations",
         "gbt": "native engine, gbt + TreeSHAP explanations",
+        "faust-engine": "Faust engine, logistic + explanations",
         "faust": "Faust baseline, logistic (per event)",
     }
     print()
@@ -919,6 +931,11 @@ def report(
     )
     vs_transport, vs_faust = ratio(native, ceiling), ratio(native, baseline)
     vs_engine_loop = ratio(native, engine_loop)
+    faust_engine = eps_of(results.get("faust-engine"))
+    native_vs_faust_engine, faust_engine_vs_baseline = (
+        ratio(native, faust_engine),
+        ratio(faust_engine, baseline),
+    )
     p99 = latency.get("logistic", {}).get("p99_ms")
 
     def verdict(ok: bool | None) -> str:
@@ -943,6 +960,10 @@ def report(
     if vs_engine_loop is not None:
         print(f"{'engine / its own loop without scoring':<44}{vs_engine_loop * 100:>11.0f}%"
               f"{'(no target)':>12}")  # fmt: skip
+    for label, value in (("native engine / Faust engine", native_vs_faust_engine),
+                         ("Faust engine / Faust baseline", faust_engine_vs_baseline)):  # fmt: skip
+        measured = "n/a" if value is None else f"{value:.1f}x"
+        print(f"{label:<44}{measured:>12}{'(no target)':>12}")
     load = os.getloadavg()
     print(f"({os.cpu_count()} cores shared by the broker, the engine and this script; "
           f"load average {load[0]:.2f} at the end; other processes on the machine move these "
@@ -958,10 +979,13 @@ def report(
         "native_logistic_eps": rounded(native),
         "transport_engine_settings_eps": rounded(engine_loop),
         "native_gbt_eps": rounded(eps_of(results.get("gbt"))),
+        "faust_engine_eps": rounded(faust_engine),
         "faust_baseline_eps": rounded(baseline),
         "ratio_vs_transport": rounded(vs_transport, 3),
         "ratio_vs_transport_engine_settings": rounded(vs_engine_loop, 3),
         "ratio_vs_faust": rounded(vs_faust, 1),
+        "ratio_native_vs_faust_engine": rounded(native_vs_faust_engine, 2),
+        "ratio_faust_engine_vs_baseline": rounded(faust_engine_vs_baseline, 2),
         "offered_eps": args.rate,
         "p50_ms": rounded(latency.get("logistic", {}).get("p50_ms"), 1),
         "p99_ms": rounded(p99, 1),

@@ -46,11 +46,13 @@ class ScorerSetup:
     env: dict[str, str]
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
-    def serve(self, *extra: str, group_id: str | None = None) -> subprocess.Popen[bytes]:
+    def serve(
+        self, *extra: str, group_id: str | None = None, engine: str = "native"
+    ) -> subprocess.Popen[bytes]:
         env = dict(self.env)
         if group_id:
             env["SCORER_GROUP_ID"] = group_id
-        return self.start("serve", "--metrics-port", "0", *extra, env=env)
+        return self.start("serve", "--engine", engine, "--metrics-port", "0", *extra, env=env)
 
     def monitor(self, *extra: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         """Start ``scorer monitor``, the owner of the monitors' verdicts."""

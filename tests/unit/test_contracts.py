@@ -25,6 +25,8 @@ from schemas.contracts import (
     GroupMetrics,
     ModelEvent,
     ModelRef,
+    MonitorCheckpoint,
+    MonitorSummary,
     ReasonCode,
     RejectReason,
     ScoringEvent,
@@ -139,6 +141,23 @@ def examples() -> dict[str, BaseModel]:
             reason="better AUC",
             gates=[{"name": "auc", "passed": True, "value": 0.81}],
             occurred_at=T0,
+        ),
+        "MonitorSummary": MonitorSummary(
+            version=1,
+            model=ModelRef(name="credit", version=3, sha256=SHA),
+            streams={
+                "events": {
+                    "watermarks": {"0": 1714564800.0},
+                    "high_offsets": {"0": 41},
+                    "windows": [],
+                }
+            },
+        ),
+        "MonitorCheckpoint": MonitorCheckpoint(
+            owner="scorer-monitor",
+            offsets={"monitor-summaries": {"0": 42}, "feedback": {"0": 7, "1": 9}},
+            monitors=[{"version": 1, "model": {"name": "credit", "version": 3}}],
+            written_at=T0,
         ),
     }
 

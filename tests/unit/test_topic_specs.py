@@ -24,8 +24,12 @@ def test_every_design_topic_is_declared() -> None:
         "feedback",
         "events.dlq",
         "model-events",
+        "monitor-summaries",
+        "monitor-checkpoints",
     }
     assert specs["model-events"].config["cleanup.policy"] == "compact"
+    assert specs["monitor-checkpoints"].config["cleanup.policy"] == "compact"
+    assert specs["monitor-summaries"].partitions == 1  # one owner reads them in order
     assert specs["events"].partitions == 6 and specs["events"].replication_factor == 1
     assert all(spec.value in CONTRACTS for spec in specs.values())
 

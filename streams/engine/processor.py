@@ -1,0 +1,199 @@
+"""What an engine does with one consumed batch, whatever Kafka client consumed it.
+
+The engines differ only in transport (:mod:`streams.engine.native` on confluent-kafka,
+:mod:`streams.engine.faust_engine` on faust-streaming); both hand each batch to one
+:class:`BatchProcessor`, so a decision, an explanation or a dead letter is built by the
+same code in both, with the same lineage headers::
+
+    ConsumedRecord x N  ──>  decode + validate ──> rejects become dead letters
+                             score, decide, explain with the champion (one call per batch)
+                             shadow-score with the challenger, if one is set
+                             count outcomes; feed the champion's monitors
+                        <──  Output x M  (topic, key, value bytes, headers), in input order
+
+The processor neither consumes nor produces nor commits: the engine sends the outputs and
+lets the batch's offsets advance only once they are acknowledged. It reads the serving
+models through a callable, so a hot swap decided by the engine at a batch boundary is what
+the next :meth:`BatchProcessor.process` uses.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import orjson
+
+from models.featurespec import Reject
+from models.scoring_model import ScoringModel
+from schemas.contracts import SCHEMA_VERSION
+from streams.core.decode import dead_letter, decode_events
+from streams.core.scoring import ScoredBatch, score_batch
+from streams.engine.monitors import EngineMonitors
+from streams.observability import ScorerMetrics
+from streams.settings import Settings
+
+if TYPE_CHECKING:
+    from streams.engine.model_watch import ServingModels
+
+try:
+    SCORER_VERSION = version("streaming-scorer")
+except PackageNotFoundError:  # pragma: no cover - running from a bare checkout
+    SCORER_VERSION = "0+unknown"
+
+_DUMPS = orjson.dumps
+Headers = list[tuple[str, str | bytes | None]]
+Output = tuple[str, bytes | None, bytes, Headers]
+"""One record to produce: topic, key, value, headers."""
+
+
+class ConsumedRecord(NamedTuple):
+    """One consumed record, as any Kafka client delivers it (a tuple: cheap to build)."""
+
+    value: bytes | None
+    key: bytes | None
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int
+
+
+def lineage_headers(model: ScoringModel) -> Headers:
+    """Headers every output of ``model`` carries, after its event_id header."""
+    ref = model.ref
+    return [
+        ("model_name", ref["name"].encode()),
+        ("model_version", str(ref["version"]).encode()),
+        ("model_sha256", ref["sha256"].encode()),
+        ("schema_version", str(SCHEMA_VERSION).encode()),
+        ("scorer_version", SCORER_VERSION.encode()),
+    ]
+
+
+class BatchProcessor:
+    """Turns a batch of consumed events into decisions, explanations, dead letters, alerts.
+
+    ``serving`` returns the models to score with (the engine's :class:`ModelWatcher`
+    decides when they change).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        serving: Callable[[], ServingModels],
+        metrics: ScorerMetrics,
+        monitors: EngineMonitors | None,
+    ) -> None:
+        self.settings, self.serving, self.metrics = settings, serving, metrics
+        self.monitors = monitors
+
+    def process(self, records: Sequence[ConsumedRecord]) -> list[Output]:
+        """The outputs of one batch: for each valid event its decision and explanation
+        (and shadow decision), for each invalid one its dead letter, then monitor records."""
+        if not records:
+            return []
+        self.metrics.batch_size.observe(len(records))
+        received = time.time()
+        serving = self.serving()
+        decoded = decode_events([r.value for r in records])
+        started = time.perf_counter()
+        scored = score_batch(serving.champion, decoded.events, received_at=received)
+        shadow = (
+            score_batch(
+                serving.challenger, decoded.events, received_at=received, shadow=True, explain=False
+            )
+            if serving.challenger is not None
+            else None
+        )
+        self.metrics.scoring_seconds.observe(time.perf_counter() - started)
+
+        outputs: list[Output] = []
+        settings = self.settings
+        headers = lineage_headers(serving.champion)
+        for decision, explanation in zip(scored.decisions, scored.explanations, strict=True):
+            key = decision["entity_id"].encode()
+            event_headers = [("event_id", decision["event_id"].encode()), *headers]
+            outputs.append((settings.topic_decisions, key, _DUMPS(decision), event_headers))
+            outputs.append((settings.topic_explanations, key, _DUMPS(explanation), event_headers))
+        if shadow is not None and serving.challenger is not None:
+            shadow_headers = lineage_headers(serving.challenger)
+            for decision in shadow.decisions:
+                outputs.append(
+                    (
+                        settings.topic_decisions_shadow,
+                        decision["entity_id"].encode(),
+                        _DUMPS(decision),
+                        [("event_id", decision["event_id"].encode()), *shadow_headers],
+                    )
+                )
+        rejects = [(r.index, r.reason, r.detail) for r in decoded.rejects]
+        rejects += [(decoded.rows[r.index], r.reason, r.detail) for r in scored.rejects]
+        outputs += self._dead_letters(records, rejects)
+        self.metrics.events.labels("scored").inc(len(scored.decisions))
+        self.metrics.events.labels("rejected").inc(len(rejects))
+        for label, count in Counter(d["decision"] for d in scored.decisions).items():
+            self.metrics.decisions.labels(label).inc(count)
+        if scored.rows and self.monitors is not None:
+            sources = [records[decoded.rows[i]] for i in scored.rows]
+            outputs += self._monitor(serving.champion, scored, decoded.events, sources)
+        return outputs
+
+    def _monitor(
+        self,
+        champion: ScoringModel,
+        scored: ScoredBatch,
+        events: list[dict[str, Any]],
+        sources: list[ConsumedRecord],
+    ) -> list[Output]:
+        """Feed the scored rows to the champion's monitors; their records are outputs too."""
+        assert self.monitors is not None
+        kept = [events[i] for i in scored.rows]
+        return self.monitors.observe(
+            champion,
+            scored,
+            [datetime.fromisoformat(event["event_time"]).timestamp() for event in kept],
+            [event.get("context") or {} for event in kept],
+            [source.partition for source in sources],
+            [source.offset for source in sources],
+        )
+
+    def _dead_letters(
+        self, records: Sequence[ConsumedRecord], rejects: list[tuple[int, Any, str]]
+    ) -> list[Output]:
+        return dead_letter_outputs(self.settings, self.metrics, records, rejects)
+
+
+def dead_letter_outputs(
+    settings: Settings,
+    metrics: ScorerMetrics,
+    records: Sequence[ConsumedRecord],
+    rejects: Sequence[tuple[int, Any, str]],
+) -> list[Output]:
+    """One dead-letter output per ``(index into records, reason, detail)``, counted."""
+    outputs: list[Output] = []
+    for index, reason, detail in rejects:
+        source = records[index]
+        letter = dead_letter(
+            Reject(index, reason, detail),
+            topic=source.topic,
+            partition=source.partition,
+            offset=source.offset,
+            key=source.key,
+            value=source.value,
+            timestamp_ms=source.timestamp_ms,
+            scorer_version=SCORER_VERSION,
+        )
+        outputs.append(
+            (
+                settings.topic_dlq,
+                source.key,
+                _DUMPS(letter),
+                [("reason", str(reason).encode()), ("source_offset", str(source.offset).encode())],
+            )
+        )
+        metrics.dlq.labels(str(reason)).inc()
+    return outputs
