@@ -210,7 +210,12 @@ class Registry:
         return dict(self._read_aliases(name)["aliases"])
 
     def history(self, name: str) -> list[dict[str, Any]]:
-        """Every alias move of ``name``, oldest first."""
+        """Every alias move of ``name``, and every refused promotion, oldest first.
+
+        Each entry has ``alias``, ``version``, ``previous_version``, ``action`` (promote,
+        rollback, clear or refused), ``actor``, ``reason`` and ``at``; gated promotions and
+        refusals also carry ``gates`` and ``forced``.
+        """
         self._require_model(name)
         return list(self._read_aliases(name)["history"])
 
@@ -244,12 +249,58 @@ class Registry:
         )
 
     def set_alias(
-        self, name: str, alias: str, version: int, *, actor: str, reason: str | None = None
+        self,
+        name: str,
+        alias: str,
+        version: int,
+        *,
+        actor: str,
+        reason: str | None = None,
+        gates: list[dict[str, Any]] | None = None,
+        forced: bool = False,
     ) -> AliasMove:
-        """Point ``alias`` at ``version``, which must exist and verify; recorded in history."""
+        """Point ``alias`` at ``version``, which must exist and verify; recorded in history.
+
+        ``gates`` (the promotion gates evaluated) and ``forced`` (promoted past a failed
+        gate) are kept in the history entry.
+        """
         self._check_alias(alias)
         self.verify(name, version)
-        return self._move(name, alias, version, actor=actor, reason=reason, action="promote")
+        audit = {"gates": gates, "forced": forced} if gates is not None or forced else {}
+        return self._move(
+            name, alias, version, actor=actor, reason=reason, action="promote", audit=audit
+        )
+
+    def record_refusal(
+        self,
+        name: str,
+        alias: str,
+        version: int,
+        *,
+        actor: str,
+        reason: str | None,
+        gates: list[dict[str, Any]],
+    ) -> datetime:
+        """Keep a refused promotion in the history; the alias does not move."""
+        self._check_alias(alias)
+        self._require_model(name)
+        with self._locked(name):
+            state = self._read_aliases(name)
+            at = datetime.now(UTC)
+            state["history"].append(
+                {
+                    "alias": alias,
+                    "version": version,
+                    "previous_version": state["aliases"].get(alias),
+                    "action": "refused",
+                    "actor": actor,
+                    "reason": reason,
+                    "at": at.isoformat(),
+                    "gates": gates,
+                }
+            )
+            self._write_aliases(name, state)
+        return at
 
     def clear_alias(
         self, name: str, alias: str, *, actor: str = "unknown", reason: str | None = None
@@ -291,6 +342,7 @@ class Registry:
         actor: str,
         reason: str | None,
         action: str,
+        audit: dict[str, Any] | None = None,
     ) -> AliasMove:
         with self._locked(name):
             state = self._read_aliases(name)
@@ -298,7 +350,7 @@ class Registry:
             if previous == version:
                 return AliasMove(name, alias, version, previous, datetime.now(UTC))
             return self._write_move(
-                name, state, alias, version, actor=actor, reason=reason, action=action
+                name, state, alias, version, actor=actor, reason=reason, action=action, audit=audit
             )
 
     def _write_move(
@@ -311,6 +363,7 @@ class Registry:
         actor: str,
         reason: str | None,
         action: str,
+        audit: dict[str, Any] | None = None,
     ) -> AliasMove:
         at = datetime.now(UTC)
         previous = state["aliases"].get(alias)
@@ -327,6 +380,7 @@ class Registry:
                 "actor": actor,
                 "reason": reason,
                 "at": at.isoformat(),
+                **(audit or {}),
             }
         )
         self._write_aliases(name, state)
@@ -427,6 +481,8 @@ def _champion_stack(history: list[dict[str, Any]]) -> list[int]:
         if entry.get("alias") != "champion":
             continue
         action = entry.get("action", "promote")
+        if action == "refused":  # recorded for the audit trail; the alias did not move
+            continue
         if action == "clear" or entry.get("version") is None:
             stack.clear()
         elif action == "rollback":

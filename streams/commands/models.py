@@ -1,8 +1,11 @@
-"""``scorer models``: list, inspect, verify, promote and roll back registered models.
+"""``scorer models``: list, inspect, verify, promote, roll back and audit registered models.
 
-Promotions and rollbacks move the alias in the registry first, then announce the move as a
-ModelEvent on the model-events topic; when the broker cannot be reached the move stands and
-the command says the event was not published.
+A promotion to champion first runs the promotion gates (:mod:`models.gates`) under the
+model's promotion policy; a failed gate refuses it unless forced with a reason. Promotions,
+rollbacks and refusals are recorded in the registry's alias history, then announced as a
+ModelEvent on the model-events topic naming the actor, the reason and the gates; when the
+broker cannot be reached the registry change stands and the command says the event was not
+published.
 """
 
 from __future__ import annotations
@@ -13,14 +16,24 @@ import json
 import os
 import socket
 import sys
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from models.gates import PromotionRefused, TrafficReplay, evaluate_promotion, reference_sample
 from models.manifest import ModelManifest
+from models.promotion_policy import PromotionPolicy, load_policy, policy_path
 from models.registry import ALIASES, AliasMove, Registry
-from schemas.contracts import ModelEvent
-from schemas.errors import ArtifactIntegrityError
+from models.scoring_model import ScoringModel
+from schemas.contracts import MAX_DETAIL_LENGTH, MAX_ID_LENGTH, ModelEvent
+from schemas.errors import ArtifactIntegrityError, BrokerError, ConfigError
+from streams.core.scoring import score_batch
 from streams.model_events import publish_model_event
+from streams.replay import replay_report
 from streams.settings import Settings, load_settings
 
 
@@ -69,25 +82,74 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     verify.add_argument("version", nargs="?", type=int, default=None)
     verify.set_defaults(func=_verify)
 
+    actor = argparse.ArgumentParser(add_help=False)
+    actor.add_argument(
+        "--actor",
+        default=None,
+        metavar="WHO",
+        help="who makes the change, kept in history and the ModelEvent "
+        "(default: SCORER_ACTOR, else user@host)",
+    )
     promote = actions.add_parser(
         "promote",
-        parents=[common],
-        help="point an alias (champion by default) at a version",
+        parents=[common, actor],
+        help="point an alias (champion by default) at a version, after the promotion gates",
+        description=(
+            "Move an alias to a version. Before champion moves, the promotion gates run and "
+            "each is printed with its numbers: feature-spec compatibility with what producers "
+            "send (an incompatible spec is refused before any traffic is read), explanation "
+            "additivity on a sample, holdout metrics against the champion's, the "
+            "disparate-impact floor, and, when recorded traffic exists, the replay flip rate. "
+            "Thresholds come from promotion-policy.yaml in the model's registry folder "
+            "(written with defaults when absent). A failed gate refuses the promotion (exit "
+            "1, alias untouched, refusal recorded) unless --force --reason TEXT is given. "
+            "Every outcome is kept in the alias history and published as a ModelEvent. "
+            "The challenger alias is not gated: it only scores in shadow."
+        ),
     )
     promote.add_argument("name")
     promote.add_argument("version", help="version number, or 'challenger' or 'latest'")
     promote.add_argument("--alias", choices=ALIASES, default="champion")
     promote.add_argument("--reason", default=None, help="why; kept in the alias history")
+    promote.add_argument(
+        "--force",
+        action="store_true",
+        help="promote even when a gate fails; requires --reason, recorded as forced",
+    )
+    promote.add_argument(
+        "--skip-replay",
+        action="store_true",
+        help="do not read recorded traffic (its gates are reported as skipped), e.g. when "
+        "the broker holds no traffic for this model yet",
+    )
+    promote.add_argument(
+        "--timeout",
+        type=float,
+        default=120.0,
+        metavar="S",
+        help="seconds allowed for reading recorded traffic (120)",
+    )
     promote.set_defaults(func=_promote)
 
     rollback = actions.add_parser(
         "rollback",
-        parents=[common],
+        parents=[common, actor],
         help="move champion back to the version before its latest promotion",
     )
     rollback.add_argument("name")
     rollback.add_argument("--reason", default=None, help="why; kept in the alias history")
     rollback.set_defaults(func=_rollback)
+
+    history = actions.add_parser(
+        "history",
+        parents=[common],
+        help="the timeline of promotions, rollbacks and refusals, with their gates",
+        description="Every alias move and refused promotion of a model, oldest first: who, "
+        "when, why, and the promotion gates with their outcome.",
+    )
+    history.add_argument("name")
+    history.add_argument("--json", action="store_true", help="print the history as JSON")
+    history.set_defaults(func=_history)
 
 
 def _context(args: argparse.Namespace) -> tuple[Settings, Registry]:
@@ -219,29 +281,144 @@ def _verify(args: argparse.Namespace) -> int:
 
 def _promote(args: argparse.Namespace) -> int:
     settings, registry = _context(args)
+    if args.force and not (args.reason or "").strip():
+        raise ConfigError("--force needs --reason TEXT: a forced promotion records why")
     version = registry.resolve(args.name, args.version)
-    actor = _actor()
-    move = registry.set_alias(args.name, args.alias, version, actor=actor, reason=args.reason)
-    _announce(settings, registry, move, "promoted", actor, args.reason)
+    actor = _actor(args)
+    champion = registry.aliases(args.name).get("champion")
+    if args.alias != "champion" or champion == version:
+        move = registry.set_alias(args.name, args.alias, version, actor=actor, reason=args.reason)
+        _print_move(move)
+        _publish(settings, registry, move, "promoted", actor, args.reason)
+        return 0
+    candidate = ScoringModel.from_loaded(registry.load(args.name, version))
+    policy, created = load_policy(registry.root / args.name)
+    where = policy_path(registry.root / args.name)
+    if created:
+        print(f"wrote the default promotion policy to {where}")
+    results = evaluate_promotion(
+        candidate.manifest,
+        registry.manifest(args.name, champion) if champion is not None else None,
+        policy,
+        replay_traffic=None if args.skip_replay else _traffic(settings, candidate, policy, args),
+        explain_sample=lambda: _sample_errors(candidate, policy),
+    )
+    gates = [{**r.as_dict(), "policy_version": policy.version} for r in results]
+    failed = [r.gate for r in results if r.failed]
+    print(f"gates for {args.name} v{version} (policy v{policy.version}, {where}):")
+    for result in results:
+        print(f"  {result.status.upper():<5} {result.gate:<21} {result.detail}")
+    if failed and not args.force:
+        reason = f"gate(s) failed: {', '.join(failed)}"
+        at = registry.record_refusal(
+            args.name, args.alias, version, actor=actor, reason=reason, gates=gates
+        )
+        refusal = AliasMove(args.name, args.alias, version, champion, at)
+        _publish(settings, registry, refusal, "refused", actor, reason, gates)
+        raise PromotionRefused(
+            f"{args.name} v{version} not promoted to {args.alias}: {reason}; the alias stays "
+            f"{_version_text(champion)} (use --force --reason TEXT to override)"
+        )
+    reason = args.reason
+    if failed:
+        print(f"forced past failed gate(s) {', '.join(failed)}: {reason}")
+        reason = f"forced past failed gate(s) {', '.join(failed)}: {reason}"
+    move = registry.set_alias(
+        args.name,
+        args.alias,
+        version,
+        actor=actor,
+        reason=reason,
+        gates=gates,
+        forced=bool(failed),
+    )
+    _print_move(move)
+    _publish(settings, registry, move, "promoted", actor, reason, gates)
     return 0
+
+
+def _traffic(
+    settings: Settings, candidate: ScoringModel, policy: PromotionPolicy, args: argparse.Namespace
+) -> Callable[[], TrafficReplay]:
+    def read() -> TrafficReplay:
+        try:
+            report, errors = replay_report(
+                settings,
+                candidate,
+                max_events=policy.replay.max_events,
+                min_group_count=policy.fairness.min_group_count,
+                timeout=args.timeout,
+            )
+        except BrokerError as exc:
+            return TrafficReplay(None, unavailable=f"no recorded traffic read: {exc}")
+        return TrafficReplay(report, errors)
+
+    return read
+
+
+def _sample_errors(model: ScoringModel, policy: PromotionPolicy) -> np.ndarray:
+    """Additivity errors of the model's explanations of a sample drawn from its reference."""
+    now = datetime.now(UTC).isoformat()
+    events = [
+        {"event_id": f"sample-{i}", "entity_id": "sample", "event_time": now, "features": f}
+        for i, f in enumerate(reference_sample(model.manifest, policy.additivity.sample_size))
+    ]
+    scored = score_batch(model, events)
+    return np.array([e["additivity_error"] for e in scored.explanations], dtype=np.float64)
 
 
 def _rollback(args: argparse.Namespace) -> int:
     settings, registry = _context(args)
-    actor = _actor()
+    actor = _actor(args)
     move = registry.rollback(args.name, actor=actor, reason=args.reason)
-    _announce(settings, registry, move, "rolled_back", actor, args.reason)
+    _print_move(move)
+    _publish(settings, registry, move, "rolled_back", actor, args.reason)
     return 0
 
 
-def _announce(
-    settings: Settings,
-    registry: Registry,
-    move: AliasMove,
-    event_type: str,
-    actor: str,
-    reason: str | None,
-) -> None:
+# --- history ---------------------------------------------------------------------------------
+
+
+def _history(args: argparse.Namespace) -> int:
+    _, registry = _context(args)
+    entries = registry.history(args.name)
+    if args.json:
+        print(json.dumps(entries, indent=2))
+        return 0
+    if not entries:
+        print(f"no alias moves recorded for {args.name}")
+        return 0
+    rows: list[tuple[str, ...]] = [("AT", "ACTION", "ALIAS", "VERSION", "ACTOR", "GATES", "REASON")]
+    for entry in entries:
+        action = entry.get("action", "promote")
+        if entry.get("forced"):
+            action += " (forced)"
+        rows.append(
+            (
+                str(entry.get("at", ""))[:19].replace("T", " "),
+                action,
+                str(entry.get("alias", "")),
+                f"{_version_text(entry.get('previous_version'))} -> "
+                f"{_version_text(entry.get('version'))}",
+                str(entry.get("actor", "")),
+                _gate_summary(entry.get("gates")),
+                str(entry.get("reason") or ""),
+            )
+        )
+    _print_table(rows)
+    return 0
+
+
+def _gate_summary(gates: list[dict[str, Any]] | None) -> str:
+    if not gates:
+        return "-"
+    counts = Counter(g.get("status") for g in gates)
+    text = ", ".join(f"{counts[s]} {s}" for s in ("pass", "fail", "skip") if counts[s])
+    failed = [g["gate"] for g in gates if g.get("status") == "fail"]
+    return text + (f" ({', '.join(failed)})" if failed else "")
+
+
+def _print_move(move: AliasMove) -> None:
     if move.version == move.previous_version:
         print(f"{move.name}: {move.alias} already v{move.version}; announcing it again")
     else:
@@ -249,6 +426,18 @@ def _announce(
             f"{move.name}: {move.alias} -> v{move.version} "
             f"(was {_version_text(move.previous_version)})"
         )
+
+
+def _publish(
+    settings: Settings,
+    registry: Registry,
+    move: AliasMove,
+    event_type: str,
+    actor: str,
+    reason: str | None,
+    gates: list[dict[str, Any]] | None = None,
+) -> None:
+    """Announce a registry change as a ModelEvent; a broker problem is reported, not raised."""
     sha256 = registry.manifest(move.name, move.version).artifact.sha256 if move.version else None
     event = ModelEvent.model_validate(
         {
@@ -259,27 +448,30 @@ def _announce(
             "previous_version": move.previous_version,
             "sha256": sha256,
             "actor": actor,
-            "reason": reason,
+            "reason": None if reason is None else reason[:MAX_DETAIL_LENGTH],
+            "gates": gates or [],
             "occurred_at": move.at,
         }
     )
     problem = publish_model_event(settings, event)
     if problem is None:
-        print(f"published ModelEvent to {settings.topic_model_events}")
+        print(f"published ModelEvent ({event_type}) to {settings.topic_model_events}")
+    elif event_type == "refused":
+        print(f"refusal recorded; ModelEvent not published: {problem}", file=sys.stderr)
     else:
         print(f"alias moved; ModelEvent not published: {problem}", file=sys.stderr)
 
 
-def _actor() -> str:
-    """Who moves the alias: SCORER_ACTOR, else user@host."""
-    configured = os.environ.get("SCORER_ACTOR", "").strip()
+def _actor(args: argparse.Namespace) -> str:
+    """Who moves the alias: --actor, else SCORER_ACTOR, else user@host."""
+    configured = (getattr(args, "actor", None) or os.environ.get("SCORER_ACTOR", "")).strip()
     if configured:
-        return configured[:128]
+        return configured[:MAX_ID_LENGTH]
     try:
         user = getpass.getuser()
     except (KeyError, OSError):
         user = f"uid{os.getuid()}"
-    return f"{user}@{socket.gethostname()}"[:128]
+    return f"{user}@{socket.gethostname()}"[:MAX_ID_LENGTH]
 
 
 # --- text layout -----------------------------------------------------------------------------
