@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections import Counter
 from pathlib import Path
 
 from models.registry import Registry
@@ -129,7 +130,7 @@ def _summary(run: ReplayRun) -> str:
         if run.dry_run
         else f"published {run.published} to {run.target_topic}"
     )
-    counts = ", ".join(
-        f"{plan.count(o)} {o.value}" for o in Outcome if o is not Outcome.PUBLISH and plan.count(o)
-    )
-    return f"{head}; {run.records_read} dead letters read" + (f"; {counts}" if counts else "")
+    counts = Counter({o: plan.count(o) for o in Outcome if o is not Outcome.PUBLISH})
+    counts[Outcome.ALREADY_REPLAYED] += run.skipped
+    listed = ", ".join(f"{n} {o.value}" for o, n in counts.items() if n)
+    return f"{head}; {run.records_read} dead letters read" + (f"; {listed}" if listed else "")

@@ -40,6 +40,8 @@ class ReplayRun:
     published: int
     target_topic: str
     dry_run: bool
+    skipped: int = 0
+    """Dead letters below the ledger's committed offsets: replayed before, so not read."""
 
 
 def replay_headers(
@@ -92,14 +94,15 @@ class Replayer:
         partitions = self._partitions(selection.partition)
         ledgers = self._ledgers(partitions)
         ranges = {}
+        skipped = 0
         for partition in partitions:
             low, high = self.consumer.get_watermark_offsets(
                 TopicPartition(self.topic, partition), timeout=10
             )
-            start = max(low, selection.from_offset or 0)
-            if not again:
-                start = max(start, ledgers[partition].committed)
+            first = max(low, selection.from_offset or 0)
             end = high if selection.to_offset is None else min(high, selection.to_offset + 1)
+            start = first if again else max(first, ledgers[partition].committed)
+            skipped += max(0, min(start, end) - first)
             ranges[partition] = (start, end)
         read = read_ranges(self.consumer, self.topic, ranges)
         records = [DlqRecord(r.partition, r.offset, r.value, r.timestamp_ms) for r in read]
@@ -107,7 +110,9 @@ class Replayer:
         published = 0
         if not dry_run and plan.to_publish:
             published = self._publish(plan.to_publish, ledgers, fix)
-        return ReplayRun(plan, len(records), published, self.settings.topic_events, dry_run)
+        return ReplayRun(
+            plan, len(records), published, self.settings.topic_events, dry_run, skipped
+        )
 
     def _partitions(self, only: int | None) -> list[int]:
         metadata = self.consumer.list_topics(self.topic, timeout=10).topics.get(self.topic)

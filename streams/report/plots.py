@@ -67,12 +67,13 @@ def compact(value: float) -> str:
 
 
 def percent(value: float) -> str:
-    """A share as a whole percentage.
+    """A share as a percentage, to a whole percent unless that would hide a half.
 
-    >>> percent(0.256)
-    '26%'
+    >>> percent(0.256), percent(0.125), percent(0.5)
+    ('26%', '12.5%', '50%')
     """
-    return f"{value * 100:.0f}%"
+    scaled = value * 100
+    return f"{scaled:.1f}%" if abs(scaled - round(scaled)) == 0.5 else f"{scaled:.0f}%"
 
 
 def _nice_max(value: float) -> float:
