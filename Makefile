@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 SCORER := $(BIN)/scorer
 KAFKA_JARS := infra/kafka/lib/.resolved
 
-.PHONY: setup run test test-unit bench lint format clean help
+.PHONY: setup run test test-unit browser bench lint format clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -33,7 +33,10 @@ run: setup  ## the product: local broker, topics, a demo model, live scoring wit
 	$(SCORER) topics apply && $(SCORER) demo $(DEMO_ARGS); status=$$?; \
 	if [ -n "$$started" ]; then $(SCORER) broker down; fi; exit $$status
 
-test: setup  ## unit tests, then integration tests against a real broker started for the run
+browser:  ## headless Chromium for the report's rendering tests (Debian's package)
+	@[ -x /usr/bin/chromium ] || { apt-get update -q && apt-get install -y --no-install-recommends chromium; }
+
+test: setup browser  ## unit tests, then integration tests against a real broker started for the run
 	$(BIN)/pytest
 
 test-unit: setup  ## only the tests that need no broker
