@@ -100,6 +100,7 @@ class _RangeReader:
             settings.kafka_config(
                 **{
                     "group.id": "scorer-replay",
+                    "isolation.level": "read_committed",
                     "enable.auto.commit": False,
                     "enable.auto.offset.store": False,
                     "log_level": 0,

@@ -16,6 +16,7 @@ from models.registry import Registry
 from models.scoring_model import ScoringModel
 from schemas.errors import ConfigError
 from streams.replay import parse_position, replay_report
+from streams.report.replay_page import render_replay
 from streams.settings import load_settings
 
 
@@ -61,6 +62,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="context groups smaller than N are left out of fairness ratios (30)",
     )
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the JSON report")
+    parser.add_argument("--out", type=Path, metavar="FILE.html",
+                        help="also write the comparison as an HTML page with plots")  # fmt: skip
     parser.add_argument(
         "--timeout", type=float, default=120.0, metavar="S", help="seconds to read (120)"
     )
@@ -111,6 +114,12 @@ def _replay(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise ConfigError(f"cannot write {args.json}: {exc.strerror}") from exc
         print(f"\nreport written to {args.json}")
+    if args.out:
+        try:
+            args.out.write_text(render_replay(report), encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot write {args.out}: {exc.strerror}") from exc
+        print(f"HTML report written to {args.out}")
     return 0
 
 

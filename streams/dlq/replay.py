@@ -72,6 +72,7 @@ class Replayer:
             settings.kafka_config(
                 **{
                     "group.id": group,
+                    "isolation.level": "read_committed",
                     "enable.auto.commit": False,
                     "auto.offset.reset": "earliest",
                     "log_level": 3,

@@ -85,9 +85,14 @@ def test_replay_gates_refusal_and_forced_promotion(
     assert report["score_shift"]["max_abs"] < 1e-9
 
     shifted_file = tmp_path / "shifted.json"
-    shifted = scorer(setup, "replay", "--model", f"loans:{lenient}", "--json", str(shifted_file))
+    page = tmp_path / "shifted.html"
+    shifted = scorer(setup, "replay", "--model", f"loans:{lenient}", "--json", str(shifted_file),
+                     "--out", str(page))  # fmt: skip
     assert shifted.returncode == 0, shifted.stderr
     flips = json.loads(shifted_file.read_text())["flips"]
+    html = page.read_text()  # the same plots as `scorer report`, one per comparison
+    assert html.count('<svg class="plot"') >= 4 and "decision flips by direction" in html
+    assert "review-&gt;approve" in html or "decline-&gt;approve" in html
     towards_approval = sum(n for d, n in flips["by_direction"].items() if d.endswith("->approve"))
     assert flips["flip_rate"] > 0.3  # function 7 calls far fewer applicants adverse
     assert towards_approval >= 0.9 * flips["flipped"]

@@ -84,8 +84,8 @@ def depends_on(service: dict[str, Any]) -> dict[str, str]:
     return {name: spec.get("condition", "service_started") for name, spec in deps.items()}
 
 
-def test_compose_has_the_five_services(services: dict[str, Any]) -> None:
-    assert set(services) == {"kafka", "topics", "scorer", "prometheus", "grafana"}
+def test_compose_has_the_six_services(services: dict[str, Any]) -> None:
+    assert set(services) == {"kafka", "topics", "scorer", "monitor", "prometheus", "grafana"}
 
 
 def test_kafka_image_matches_the_pinned_broker(services: dict[str, Any]) -> None:
@@ -105,13 +105,16 @@ def test_kafka_is_single_node_kraft_without_auto_creation(services: dict[str, An
 
 
 def test_topics_and_scorer_point_at_the_kafka_service(services: dict[str, Any]) -> None:
-    for name in ("topics", "scorer"):
+    for name in ("topics", "scorer", "monitor"):
         bootstrap = services[name]["environment"]["KAFKA_BOOTSTRAP_SERVERS"]
         assert bootstrap.split(":")[0] == "kafka"
         assert depends_on(services[name])["kafka"] == "service_healthy"
     assert services["topics"]["command"] == ["topics", "apply"]
     assert services["scorer"]["command"] == ["serve"]
-    assert depends_on(services["scorer"])["topics"] == "service_completed_successfully"
+    assert services["monitor"]["command"][0] == "monitor"
+    for name in ("scorer", "monitor"):
+        assert depends_on(services[name])["topics"] == "service_completed_successfully"
+    assert services["monitor"]["environment"]["SCORER_REGISTRY"] == "/registry"  # manifests
 
 
 def test_scorer_service_exposes_metrics_and_the_registry(services: dict[str, Any]) -> None:
@@ -148,6 +151,16 @@ def test_prometheus_scrapes_the_scorer() -> None:
     assert job["scrape_interval"] == "5s"
     targets = [t for sc in job["static_configs"] for t in sc["targets"]]
     assert targets == [f"scorer:{load_settings({}).metrics_port}"]
+
+
+def test_prometheus_scrapes_the_monitor_owner(services: dict[str, Any]) -> None:
+    config = load_yaml(INFRA / "prometheus" / "prometheus.yml")
+    (job,) = [j for j in config["scrape_configs"] if j["job_name"] == "monitor"]
+    targets = [t for sc in job["static_configs"] for t in sc["targets"]]
+    port = services["monitor"]["command"][
+        services["monitor"]["command"].index("--metrics-port") + 1
+    ]
+    assert targets == [f"monitor:{port}"]
 
 
 def test_grafana_provisioning_points_at_prometheus_and_the_dashboards(
