@@ -23,8 +23,6 @@ metadata). A read_committed consumer sees each output once, even across crashes.
 from __future__ import annotations
 
 import logging
-import signal
-import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -47,6 +45,7 @@ from streams.engine.delivery import BatchDelivery, DeliveryLedger, RetryBackoff
 from streams.engine.model_watch import ModelWatcher
 from streams.engine.monitors import EngineMonitors
 from streams.engine.processor import BatchProcessor, ConsumedRecord, Output
+from streams.engine.service import Service
 from streams.observability import Health, ScorerMetrics
 from streams.runtime import tune_garbage_collector
 from streams.settings import Settings
@@ -59,8 +58,9 @@ UNACKNOWLEDGED_AFTER_S = 30.0
 """Outputs waiting longer than this for the broker make the engine report itself not ready."""
 
 
-class NativeEngine:
-    """Scores ``settings.topic_events`` into the output topics until :meth:`stop`."""
+class NativeEngine(Service):
+    """Scores ``settings.topic_events`` into the output topics until :meth:`stop`
+    (which finishes the current batch, delivers, commits and closes)."""
 
     def __init__(
         self,
@@ -76,7 +76,7 @@ class NativeEngine:
         self.exactly_once = exactly_once
         self.metrics = metrics or ScorerMetrics()
         self.health = health or Health()
-        self._stopping = threading.Event()
+        super().__init__()
         self._assigned: set[tuple[str, int]] = set()
         self._ledger = DeliveryLedger()
         self._next_lag_report = 0.0
@@ -135,14 +135,6 @@ class NativeEngine:
         return self.settings.kafka_config(**config)
 
     # -- lifecycle -----------------------------------------------------------------------
-
-    def stop(self, *_: object) -> None:
-        """Finish the current batch, deliver, commit, close (safe from a signal handler)."""
-        self._stopping.set()
-
-    def install_signal_handlers(self) -> None:
-        signal.signal(signal.SIGTERM, self.stop)
-        signal.signal(signal.SIGINT, self.stop)
 
     def run(self) -> None:
         self.consumer.subscribe(

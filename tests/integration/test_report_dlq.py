@@ -62,7 +62,7 @@ def test_replay_fixed_dead_letters_once_then_report(
 ) -> None:
     records, broken = malformed_stream()
     scorer_setup.env["SCORER_MONITOR_WINDOW_SECONDS"] = "5"  # 500 events per window
-    engine = scorer_setup.serve()
+    engine, owner = scorer_setup.serve(), scorer_setup.monitor()
     scorer_setup.produce(records)
     topics = scorer_setup.topics
     reader = scorer_setup.consumer("decisions", "events.dlq", "drift-alerts")
@@ -158,5 +158,6 @@ def test_replay_fixed_dead_letters_once_then_report(
     assert probe["plots"][0]["title"] == "loan (numeric)"  # the most moved feature first
     assert screenshot(report, tmp_path, probe["height"]) == (1280, probe["height"])
 
-    engine.send_signal(signal.SIGTERM)
-    assert engine.wait(60) == 0
+    for process in (engine, owner):
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(60) == 0
