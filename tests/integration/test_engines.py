@@ -95,7 +95,7 @@ def expected_outputs(setup: ScorerSetup, records: list[ConsumedRecord]) -> list[
     settings = load_settings(setup.env)
     champion = ScoringModel.from_loaded(setup.registry.load(setup.model, "champion"))
     processor = BatchProcessor(
-        settings, lambda: ServingModels(champion, None), ScorerMetrics(), None, set
+        settings, lambda: ServingModels(champion, None), ScorerMetrics(), None
     )
     return processor.process(records)
 
