@@ -16,7 +16,8 @@ def test_apply_twice_is_idempotent(kafka_bootstrap: str, kafka_admin: AdminClien
     env = {"KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap}
     env.update({f"SCORER_TOPIC_{n}": f"{n.lower()}-{suffix}" for n in
                 ("EVENTS", "DECISIONS", "DECISIONS_SHADOW", "EXPLANATIONS", "DRIFT_ALERTS",
-                 "FAIRNESS_REPORTS", "FEEDBACK", "DLQ", "MODEL_EVENTS")})  # fmt: skip
+                 "FAIRNESS_REPORTS", "FEEDBACK", "DLQ", "MODEL_EVENTS", "MONITOR_SUMMARIES",
+                 "MONITOR_CHECKPOINTS")})  # fmt: skip
     specs = load_topic_specs(load_settings(env))
     assert all(spec.name.endswith(suffix) for spec in specs)
 
