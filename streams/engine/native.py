@@ -23,6 +23,8 @@ metadata). A read_committed consumer sees each output once, even across crashes.
 from __future__ import annotations
 
 import logging
+import os
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -54,6 +56,8 @@ log = logging.getLogger(__name__)
 
 MAX_OUTPUT_BYTES = 64 * 1024 * 1024
 """Largest output the producer hands to the broker; the topic's max.message.bytes decides."""
+SHUTDOWN_COMMIT_S = 30.0
+"""Longest wait for the final commit and leaving the group when stopping."""
 UNACKNOWLEDGED_AFTER_S = 30.0
 """Outputs waiting longer than this for the broker make the engine report itself not ready."""
 
@@ -172,12 +176,22 @@ class NativeEngine(Service):
 
     def _shutdown(self) -> None:
         self.health.set(False, "shutting down")
+        # The final commit and leaving the group wait for the group coordinator, without a
+        # timeout of their own; after a broker restart a client can wait for it long. Every
+        # output is flushed first, so giving up costs at most re-reading the uncommitted
+        # offsets after a restart (at-least-once), never an output.
+        watchdog = threading.Timer(SHUTDOWN_COMMIT_S, _give_up_committing)
+        watchdog.daemon = True
         try:
             if not self.exactly_once:
                 self.producer.flush(30)
+                watchdog.start()
                 self._settle(wait=True)
         finally:
+            if not watchdog.is_alive():
+                watchdog.start()
             self.consumer.close()
+            watchdog.cancel()
             self.models.close()
             log.info("stopped")
 
@@ -365,6 +379,16 @@ class NativeEngine(Service):
         for tp in partitions:
             self._assigned.discard((tp.topic, tp.partition))
             self._released.pop((tp.topic, tp.partition), None)
+
+
+def _give_up_committing() -> None:
+    log.warning(
+        "stopping: the group coordinator did not answer within %.0f s; exiting without the "
+        "final commit (outputs are all delivered; uncommitted offsets are read again)",
+        SHUTDOWN_COMMIT_S,
+    )
+    logging.shutdown()
+    os._exit(0)
 
 
 def events_partition_count(client: Consumer | AdminClient, settings: Settings) -> int:
