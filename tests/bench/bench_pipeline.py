@@ -141,6 +141,7 @@ class Topics:
             "SCORER_TOPIC_DLQ": self.create(f"{name}-dlq", 1),
             "SCORER_TOPIC_DECISIONS_SHADOW": self.create(f"{name}-shadow", 1),
             "SCORER_TOPIC_MODEL_EVENTS": self.create(f"{name}-model-events", 1),
+            "SCORER_TOPIC_MONITOR_SUMMARIES": self.create(f"{name}-summaries", 1),
         }
 
     def delete_all(self, extra_prefixes: tuple[str, ...] = ()) -> None:
