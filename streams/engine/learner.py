@@ -96,6 +96,7 @@ class LearnerService(Service):
                               tp.offset if tp.offset >= 0 else OFFSET_BEGINNING)
                for tp in committed]
         )  # fmt: skip
+        self.gate.seen()  # the decisions' stall clock starts with reading
         log.info("learning %s from v%d; a version every %d labels", self.name, self.parent,
                  self.every)  # fmt: skip
         while not self._stopping.is_set():

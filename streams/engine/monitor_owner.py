@@ -295,6 +295,7 @@ class MonitorService(Service):
         log.info("monitor owner %s reading %s", self.owner_id, ", ".join(self.partitions))
         self.health.set(True, "")
         self.producer.begin_transaction()
+        self.gate.seen()  # the restore took its time: the decisions' stall clock starts now
         last_commit = time.monotonic()
         try:
             while not self._stopping.is_set():
