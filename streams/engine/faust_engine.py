@@ -64,8 +64,8 @@ from models.registry import Registry
 from schemas.errors import ConfigError
 from streams.engine.model_watch import ModelWatcher
 from streams.engine.monitors import EngineMonitors
-from streams.engine.native import events_partition_count
 from streams.engine.processor import BatchProcessor, ConsumedRecord, Output
+from streams.engine.service import partition_count
 from streams.observability import Health, ScorerMetrics
 from streams.paths import var_dir
 from streams.runtime import tune_garbage_collector
@@ -106,7 +106,7 @@ class FaustEngine:
         self.metrics = metrics or ScorerMetrics()
         self.health = health or Health()
         admin = AdminClient(settings.kafka_config(log_level=3))
-        self.event_partitions = events_partition_count(admin, settings)
+        partition_count(admin, settings.topic_events)  # a clear error if it is missing
         self.models = ModelWatcher(
             settings, registry or Registry(settings.registry), model_name, self.metrics
         )

@@ -24,7 +24,6 @@ from confluent_kafka import (
     OFFSET_BEGINNING,
     OFFSET_END,
     Consumer,
-    KafkaError,
     Message,
     TopicPartition,
 )
@@ -34,7 +33,7 @@ from models.registry import Registry
 from schemas.contracts import ModelEvent
 from streams.core.decode import decode_events
 from streams.engine.label_gate import LabelGate
-from streams.engine.service import Service, partition_count
+from streams.engine.service import Service, partition_count, usable
 from streams.feedback import parse_feedback
 from streams.model_events import publish_model_event
 from streams.settings import Settings
@@ -65,7 +64,7 @@ class LearnerService(Service):
         )  # fmt: skip
         s = settings
         topics = (s.topic_events, s.topic_decisions, s.topic_feedback)
-        self.partitions = {t: self._partition_count(t) for t in topics}
+        self.partitions = {t: partition_count(self.consumer, t) for t in topics}
         self.gate = LabelGate(
             self.consumer,
             self._tps(s.topic_events) + self._tps(s.topic_decisions),
@@ -74,9 +73,6 @@ class LearnerService(Service):
 
     def _tps(self, topic: str) -> list[TopicPartition]:
         return [TopicPartition(topic, p) for p in range(self.partitions[topic])]
-
-    def _partition_count(self, topic: str) -> int:
-        return partition_count(self.consumer, topic)
 
     def run(self, max_versions: int | None = None) -> list[int]:
         """Learn until stopped (or ``max_versions`` were registered); the versions made."""
@@ -103,7 +99,7 @@ class LearnerService(Service):
             if max_versions is not None and len(self.registered) >= max_versions:
                 break
             self.gate.update()
-            messages = [m for m in self.consumer.consume(1000, timeout=0.2) if _usable(m)]
+            messages = [m for m in self.consumer.consume(1000, timeout=0.2) if usable(m)]
             if messages:
                 self._process(messages)
         self.consumer.close()
@@ -159,10 +155,3 @@ class LearnerService(Service):
             self.consumer.commit(offsets=read, asynchronous=False)
         self.parent, self.learned_since = manifest.version, 0
         self.registered.append(manifest.version)
-
-
-def _usable(message: Message) -> bool:
-    error = message.error()
-    if error is not None and error.code() != KafkaError._PARTITION_EOF:
-        log.warning("consume error: %s", error)
-    return error is None

@@ -56,9 +56,8 @@ from schemas.contracts import SCHEMA_VERSION, RejectReason
 from schemas.errors import BrokerError, ScorerError
 from streams.engine.label_gate import LabelGate
 from streams.engine.monitors import monitor_config
-from streams.engine.native import consumed
-from streams.engine.processor import dead_letter_outputs
-from streams.engine.service import Service, partition_count
+from streams.engine.processor import ConsumedRecord, dead_letter_outputs
+from streams.engine.service import Service, consumed, partition_count, usable
 from streams.feedback import FeedbackJoiner, Joined, parse_feedback
 from streams.monitoring.batch import LabelledBatch
 from streams.monitoring.monitor_set import MonitorSet
@@ -248,11 +247,11 @@ class MonitorService(Service):
                 "log_level": 4,
             })
         )  # fmt: skip
-        self.partitions = {topic: self._partition_count(topic) for topic in self._inputs()}
+        self.partitions = {topic: partition_count(self.consumer, topic) for topic in self._inputs()}
         self.owner = MonitorOwner(
             settings,
             registry or Registry(settings.registry),
-            self._partition_count(settings.topic_events),
+            partition_count(self.consumer, settings.topic_events),
             self.partitions.get(settings.topic_feedback, 0),
             self.metrics,
         )
@@ -280,9 +279,6 @@ class MonitorService(Service):
             topics += [s.topic_decisions, s.topic_feedback]
         return topics
 
-    def _partition_count(self, topic: str) -> int:
-        return partition_count(self.consumer, topic)
-
     # --- lifecycle --------------------------------------------------------------------------
 
     def run(self) -> None:
@@ -301,7 +297,9 @@ class MonitorService(Service):
             while not self._stopping.is_set():
                 self.health.heartbeat()
                 self.gate.update()  # labels wait until the decisions are read
-                messages = [m for m in self.consumer.consume(1000, timeout=0.1) if self._usable(m)]
+                messages = [
+                    m for m in self.consumer.consume(1000, timeout=0.1) if usable(m, self.metrics)
+                ]
                 if messages:
                     self._process(messages)
                 if time.monotonic() - last_commit >= self.settings.monitor_checkpoint_seconds:
@@ -313,42 +311,30 @@ class MonitorService(Service):
             self.consumer.close()
             log.info("monitor owner stopped")
 
-    def _usable(self, message: Message) -> bool:
-        error = message.error()
-        if error is None:
-            return True
-        if error.code() != KafkaError._PARTITION_EOF:
-            log.warning("consume error: %s", error)
-            self.metrics.errors.labels("consume").inc()
-        return False
-
     # --- one batch --------------------------------------------------------------------------
 
     def _process(self, messages: list[Message]) -> None:
         s = self.settings
-        by_topic: dict[str, list[Message]] = defaultdict(list)
-        for message in messages:
-            topic, partition, offset = _where(message)
-            by_topic[topic].append(message)
-            self.positions[(topic, partition)] = offset + 1
+        by_topic: dict[str, list[ConsumedRecord]] = defaultdict(list)
+        for record in map(consumed, messages):
+            by_topic[record.topic].append(record)
+            self.positions[(record.topic, record.partition)] = record.offset + 1
         # decisions first, so that a label read in the same batch as its decision joins it
         decisions = by_topic.get(s.topic_decisions, [])
         if decisions:
             self.gate.seen()
-            self.owner.decisions([m.value() for m in decisions])
+            self.owner.decisions([r.value for r in decisions])
         records = self.owner.summaries(
-            [m.value() for m in by_topic.get(s.topic_monitor_summaries, [])]
+            [r.value for r in by_topic.get(s.topic_monitor_summaries, [])]
         )
         outputs: list[Output] = []
         labels = by_topic.get(s.topic_feedback, [])
         if labels:
             label_records, rejects = self.owner.labels(
-                [m.value() for m in labels],
-                [_where(m)[1] for m in labels],
-                [_where(m)[2] for m in labels],
+                [r.value for r in labels], [r.partition for r in labels], [r.offset for r in labels]
             )
             records += label_records
-            outputs += dead_letter_outputs(s, self.metrics, [consumed(m) for m in labels], rejects)
+            outputs += dead_letter_outputs(s, self.metrics, labels, rejects)
         outputs = [record_output(s, self.metrics, r) for r in records] + outputs
         for topic, key, value, headers in outputs:
             self.producer.produce(topic, value, key, headers=headers)
@@ -399,7 +385,7 @@ class MonitorService(Service):
     def _last_checkpoint(self) -> dict[str, Any] | None:
         topic = self.settings.topic_monitor_checkpoints
         records = _read_range(
-            self.settings, {(topic, p): None for p in range(self._partition_count(topic))}
+            self.settings, {(topic, p): None for p in range(partition_count(self.consumer, topic))}
         )
         found = None
         for message in records:
@@ -450,10 +436,6 @@ def record_output(settings: Settings, metrics: ScorerMetrics, record: dict[str, 
     return (topic, key.encode(), orjson.dumps(record), headers)
 
 
-def _where(message: Message) -> tuple[str, int, int]:
-    return str(message.topic()), int(message.partition() or 0), int(message.offset() or 0)
-
-
 def _nested(positions: dict[tuple[str, int], int]) -> dict[str, dict[str, int]]:
     out: dict[str, dict[str, int]] = defaultdict(dict)
     for (topic, partition), offset in sorted(positions.items()):
@@ -494,7 +476,7 @@ def _read_range(
         deadline = time.monotonic() + 120
         while remaining and time.monotonic() < deadline:
             for message in consumer.consume(1000, timeout=0.5):
-                topic, partition, offset = _where(message)
+                topic, partition, offset = consumed(message)[2:5]
                 if (topic, partition) not in remaining:
                     continue
                 error = message.error()

@@ -39,15 +39,13 @@ from confluent_kafka import (
     Producer,
     TopicPartition,
 )
-from confluent_kafka.admin import AdminClient
 
 from models.registry import Registry
-from schemas.errors import BrokerError
 from streams.engine.delivery import BatchDelivery, DeliveryLedger, RetryBackoff
 from streams.engine.model_watch import ModelWatcher
 from streams.engine.monitors import EngineMonitors
-from streams.engine.processor import BatchProcessor, ConsumedRecord, Output
-from streams.engine.service import Service
+from streams.engine.processor import BatchProcessor, Output
+from streams.engine.service import Service, consumed, partition_count, usable
 from streams.observability import Health, ScorerMetrics
 from streams.runtime import tune_garbage_collector
 from streams.settings import Settings
@@ -91,7 +89,7 @@ class NativeEngine(Service):
             settings, registry or Registry(settings.registry), model_name, self.metrics
         )
         self.consumer = Consumer(self._consumer_config())
-        events_partition_count(self.consumer, settings)  # a clear error if it is missing
+        partition_count(self.consumer, settings.topic_events)  # a clear error if missing
         self.monitors = EngineMonitors(settings, self.metrics) if settings.monitor else None
         self.processor = BatchProcessor(
             settings,
@@ -166,7 +164,7 @@ class NativeEngine(Service):
                     timeout=self.settings.max_wait_ms / 1000.0,
                 )
                 self.models.check()
-                records = [m for m in messages if self._usable(m)]
+                records = [m for m in messages if usable(m, self.metrics)]
                 if records:
                     self._process(records)
                 self._settle()
@@ -196,15 +194,6 @@ class NativeEngine(Service):
             log.info("stopped")
 
     # -- the batch -----------------------------------------------------------------------
-
-    def _usable(self, message: Message) -> bool:
-        error = message.error()
-        if error is None:
-            return True
-        if error.code() != KafkaError._PARTITION_EOF:
-            log.warning("consume error: %s", error)
-            self.metrics.errors.labels("consume").inc()
-        return False
 
     def _process(self, messages: list[Message]) -> None:
         """One batch: the processor turns it into outputs; then everything is sent."""
@@ -389,27 +378,3 @@ def _give_up_committing() -> None:
     )
     logging.shutdown()
     os._exit(0)
-
-
-def events_partition_count(client: Consumer | AdminClient, settings: Settings) -> int:
-    """Partitions of the events topic, from the broker's metadata; a clear error if absent."""
-    topic = settings.topic_events
-    metadata = client.list_topics(topic, timeout=30).topics.get(topic)
-    if metadata is None or metadata.error is not None:
-        raise BrokerError(
-            f"events topic {topic!r} not found at {settings.bootstrap_servers}; "
-            "run `scorer topics apply`"
-        )
-    return len(metadata.partitions)
-
-
-def consumed(message: Message) -> ConsumedRecord:
-    """The engine-neutral view of a consumed confluent-kafka message."""
-    return ConsumedRecord(
-        message.value(),
-        message.key(),
-        str(message.topic()),
-        int(message.partition() or 0),
-        int(message.offset() or 0),
-        message.timestamp()[1],
-    )
