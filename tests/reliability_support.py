@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import orjson
-from confluent_kafka import Consumer, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import (
     AdminClient,
     AlterConfigOpType,
@@ -207,7 +207,15 @@ def group_lag(setup: ScorerSetup, group: str | None = None) -> int:
         topic = setup.topics["events"]
         partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
         tps = [TopicPartition(topic, p) for p in partitions]
-        committed = {tp.partition: tp.offset for tp in consumer.committed(tps, timeout=10)}
+        for attempt in range(20):  # the group's coordinator may not be known yet
+            try:
+                found = consumer.committed(tps, timeout=10)
+                break
+            except KafkaException:
+                if attempt == 19:
+                    raise
+                time.sleep(0.5)
+        committed = {tp.partition: tp.offset for tp in found}
         lag = 0
         for p in partitions:
             low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
