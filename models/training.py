@@ -26,11 +26,11 @@ Every kind also stores ``reference_mean`` (training mean of each design-matrix c
 
 from __future__ import annotations
 
-import importlib.metadata
 import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
@@ -49,14 +49,13 @@ from models.manifest import ModelKind, TrainingInfo
 from models.policy import ADVERSE_DECISIONS, Policy
 from models.reference import build_reference
 from schemas.errors import ContractError, ScorerError
-from streams.paths import project_root
+from schemas.version import SCORER_VERSION
 
 STEPS: Final = ("generate", "vectorise", "fit", "evaluate", "fairness", "reference", "register")
 """Progress steps of a training run; :func:`train` reports the middle five, callers the rest."""
 MODEL_KINDS: Final[tuple[ModelKind, ...]] = ("logistic", "gbt", "river-logistic")
 RIVER_PASSES: Final = 2
 RIVER_LEARNING_RATE: Final = 0.01
-PACKAGE: Final = "streaming-scorer"
 
 Progress = Callable[[str, str], None]
 """Called as ``progress(step, detail)`` when a step of :data:`STEPS` starts."""
@@ -74,14 +73,11 @@ class TrainedModel:
 
 def code_version() -> str:
     """The package version, plus ``+g<short commit>`` when the checkout is a git repository."""
-    try:
-        version = importlib.metadata.version(PACKAGE)
-    except importlib.metadata.PackageNotFoundError:
-        version = "0+unknown"
+    version = SCORER_VERSION
     try:
         result = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"],
-            cwd=project_root(),
+            cwd=Path(__file__).resolve().parent.parent,
             capture_output=True,
             text=True,
             timeout=5,

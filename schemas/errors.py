@@ -11,9 +11,16 @@ are translated at the boundary with ``raise ... from exc``, keeping the original
     ├── ContractError          a record does not satisfy its schema
     ├── RegistryError          the model registry cannot do what was asked
     │   ├── ModelNotFound      no such model, version or alias
-    │   └── ArtifactIntegrityError
-    │                          an artifact's bytes do not match its manifest
-    └── ScoringError           a model could not score a batch
+    │   ├── ArtifactIntegrityError
+    │   │                      an artifact's bytes do not match its manifest
+    │   └── PromotionRefused   a promotion gate failed and the promotion was not forced
+    ├── ScoringError           a model could not score a batch
+    ├── ExplainerError         a model cannot be explained, or a batch does not fit it
+    ├── MonitoringError        a monitor was given input or summaries it cannot use
+    └── RepublishError         dead letters cannot be republished as asked
+        └── FixFileError       the fix file cannot be read or is invalid
+
+Every subclass is defined here, so this tree is the whole of it.
 """
 
 from __future__ import annotations
@@ -53,3 +60,23 @@ class ArtifactIntegrityError(RegistryError):
 
 class ScoringError(ScorerError):
     """A model failed to score a batch."""
+
+
+class PromotionRefused(RegistryError):
+    """A promotion gate failed and the promotion was not forced; the alias did not move."""
+
+
+class ExplainerError(ScorerError):
+    """A model cannot be explained, or a batch does not fit the explainer."""
+
+
+class MonitoringError(ScorerError):
+    """A monitor was given input or summaries it cannot use (wrong shape, model, overlap)."""
+
+
+class RepublishError(ScorerError):
+    """Dead letters cannot be republished as asked."""
+
+
+class FixFileError(RepublishError):
+    """The fix file cannot be read, or it is not a valid fix."""

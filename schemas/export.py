@@ -19,8 +19,8 @@ name actually configured (``SCORER_TOPIC_*``). Every ``$ref`` points inside the 
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final, Protocol
 
@@ -29,7 +29,7 @@ from pydantic.json_schema import models_json_schema
 
 from schemas.contracts import CONTRACTS, LINEAGE_HEADERS, SCHEMA_VERSION
 from schemas.errors import ScorerError, TopicSpecError
-from schemas.topicspec import read_topic_specs
+from schemas.version import SCORER_VERSION
 
 JSON_SCHEMA_DIALECT: Final = "https://json-schema.org/draft/2020-12/schema"
 SCHEMA_ID_PREFIX: Final = "urn:streaming-scorer:schema:"
@@ -56,6 +56,27 @@ _INT_TOPIC_CONFIGS: Final = (
 )
 
 
+class DeclaredTopic(Protocol):
+    """What the export reads of one topic specification (``streams.kafka.topics.TopicSpec``)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def key(self) -> str: ...
+    @property
+    def value(self) -> str: ...
+    @property
+    def description(self) -> str: ...
+    @property
+    def partitions(self) -> int | None: ...
+    @property
+    def replication_factor(self) -> int | None: ...
+    @property
+    def config(self) -> Mapping[str, Any]: ...
+
+
 class ExportSettings(Protocol):
     """What the export needs of :class:`streams.settings.Settings`, plus its topic names."""
 
@@ -66,14 +87,6 @@ class ExportSettings(Protocol):
     def group_id(self) -> str: ...
 
     def kafka_config(self, **overrides: Any) -> dict[str, Any]: ...
-
-
-def package_version() -> str:
-    """The installed scorer's version, or ``0.0.0+unknown`` outside an installation."""
-    try:
-        return importlib.metadata.version("streaming-scorer")
-    except importlib.metadata.PackageNotFoundError:
-        return "0.0.0+unknown"
 
 
 def json_schema(contract: type[BaseModel]) -> dict[str, Any]:
@@ -96,7 +109,7 @@ def write_json_schemas(out_dir: Path) -> list[Path]:
     ]
 
 
-def _topic_configuration(where: str, config: dict[str, Any]) -> dict[str, Any]:
+def _topic_configuration(where: str, config: Mapping[str, Any]) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for name, value in config.items():
         if name == "cleanup.policy":
@@ -148,9 +161,9 @@ def _servers(settings: ExportSettings) -> dict[str, Any]:
     }
 
 
-def build_asyncapi(topics_file: Path, settings: ExportSettings) -> dict[str, Any]:
-    """The AsyncAPI 3.0.0 document of every topic in ``topics_file``, named per ``settings``."""
-    topics = read_topic_specs(topics_file, settings)
+def build_asyncapi(topics: Sequence[DeclaredTopic], settings: ExportSettings) -> dict[str, Any]:
+    """The AsyncAPI 3.0.0 document of ``topics`` (as :func:`streams.kafka.topics.read_topic_specs`
+    reads them), named per ``settings``."""
     ref_template = _pointer("components", "schemas") + "/{model}"
     _, definitions = models_json_schema(
         [(contract, "validation") for contract in CONTRACTS.values()], ref_template=ref_template
@@ -189,7 +202,7 @@ def build_asyncapi(topics_file: Path, settings: ExportSettings) -> dict[str, Any
             message["headers"] = {"$ref": _pointer("components", "schemas", HEADERS_SCHEMA)}
         messages[message_id] = message
 
-        where = f"{topics_file}: topic {topic.id!r}"
+        where = f"topic {topic.id!r}"
         kafka_binding: dict[str, Any] = {"topic": topic.name}
         if topic.partitions is not None:
             kafka_binding["partitions"] = topic.partitions
@@ -228,7 +241,7 @@ def build_asyncapi(topics_file: Path, settings: ExportSettings) -> dict[str, Any
         "id": "urn:streaming-scorer",
         "info": {
             "title": "Streaming scorer",
-            "version": package_version(),
+            "version": SCORER_VERSION,
             "description": (
                 "Explainable, monitored ML scoring on Apache Kafka. Operations are those of the "
                 "scorer: it receives events, feedback and model events, and sends the rest. "
@@ -244,9 +257,11 @@ def build_asyncapi(topics_file: Path, settings: ExportSettings) -> dict[str, Any
     }
 
 
-def write_asyncapi(out_dir: Path, topics_file: Path, settings: ExportSettings) -> Path:
+def write_asyncapi(
+    out_dir: Path, topics: Sequence[DeclaredTopic], settings: ExportSettings
+) -> Path:
     """Write ``asyncapi.json`` into ``out_dir`` and return its path."""
-    return _write_json(out_dir / "asyncapi.json", build_asyncapi(topics_file, settings))
+    return _write_json(out_dir / "asyncapi.json", build_asyncapi(topics, settings))
 
 
 def _write_json(path: Path, document: dict[str, Any]) -> Path:

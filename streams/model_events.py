@@ -12,10 +12,11 @@ import time
 from typing import Any, Final
 
 import orjson
-from confluent_kafka import KafkaError, KafkaException, Producer
+from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
 
 from schemas.contracts import ModelEvent
+from streams.kafka import clients
 from streams.settings import Settings
 
 _PROBE_SLICE_S: Final = 0.25
@@ -51,14 +52,12 @@ def publish_model_event(settings: Settings, event: ModelEvent, timeout: float = 
     errors: list[KafkaError] = []
     quiet: dict[str, Any] = {"log_level": 0, "error_cb": errors.append}
     try:
-        admin = AdminClient(settings.kafka_config(**quiet))
+        admin = clients.admin_client(settings, **quiet)
         problem = _probe(admin, topic, deadline, errors, settings.bootstrap_servers)
         if problem is not None:
             return problem
         remaining_ms = max(1, int((deadline - time.monotonic()) * 1000))
-        producer = Producer(
-            settings.kafka_config(**quiet, acks="all", **{"message.timeout.ms": remaining_ms})
-        )
+        producer = clients.producer(settings, **quiet, **{"message.timeout.ms": remaining_ms})
         outcome: list[KafkaError | None] = []
         producer.produce(
             topic,

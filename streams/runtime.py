@@ -1,4 +1,5 @@
-"""Process-level tuning shared by the engines and the benchmarks.
+"""What every long-running scorer process shares: a stop flag set from signal handlers, and
+the tuning of the garbage collector.
 
 The scoring loop allocates many short-lived dicts per batch. With CPython's default
 collector thresholds, those allocations trigger frequent collections that also walk every
@@ -13,8 +14,24 @@ collector.
 from __future__ import annotations
 
 import gc
+import signal
+import threading
 
 GEN0_THRESHOLD = 50_000
+
+
+class Service:
+    """A loop that runs until :meth:`stop` (safe from a signal handler)."""
+
+    def __init__(self) -> None:
+        self._stopping = threading.Event()
+
+    def stop(self, *_: object) -> None:
+        self._stopping.set()
+
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, self.stop)
+        signal.signal(signal.SIGINT, self.stop)
 
 
 def tune_garbage_collector() -> None:

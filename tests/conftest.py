@@ -16,7 +16,7 @@ import pytest
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from streams.localbroker import LocalBroker, free_port_pair
+from streams.kafka.localbroker import LocalBroker, free_port_pair
 
 
 def unique(prefix: str) -> str:

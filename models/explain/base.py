@@ -25,13 +25,9 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
-from schemas.errors import ScorerError
+from schemas.errors import ExplainerError
 
 FloatArray = npt.NDArray[np.float64]
-
-
-class ExplainerError(ScorerError):
-    """A model cannot be explained, or a batch does not fit the explainer."""
 
 
 @dataclass(frozen=True)

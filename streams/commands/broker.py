@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 
 from schemas.errors import BrokerError
-from streams.localbroker import LocalBroker, admin_client, answers_metadata
+from streams.kafka.clients import admin_client, answers_metadata
+from streams.kafka.localbroker import LocalBroker
 from streams.settings import Settings, load_settings
 
 
@@ -61,11 +62,10 @@ def _status(args: argparse.Namespace) -> int:
     else:
         state = local_broker(settings).status()
         address, version, pid = state.address, f"Apache Kafka {state.version}", state.pid
-    extra = settings.kafka_extra
-    if not answers_metadata(address, timeout=5.0, **extra):
+    if not answers_metadata(settings, timeout=5.0):
         where = f"pid {pid} running but " if pid else ""
         raise BrokerError(f"no broker answers at {address} ({where}not reachable)")
-    metadata = admin_client(address, **extra).list_topics(timeout=10)
+    metadata = admin_client(settings).list_topics(timeout=10)
     topics = sorted(t for t in metadata.topics if not t.startswith("__"))
     print(f"broker:  {version} at {address}" + (f" (pid {pid})" if pid else ""))
     print(f"cluster: {metadata.cluster_id}, {len(metadata.brokers)} node(s)")

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 import orjson
-from confluent_kafka import OFFSET_END, Consumer, Producer, TopicPartition
+from confluent_kafka import OFFSET_END, Consumer, TopicPartition
 from rich.console import Group
 from rich.live import Live
 from rich.panel import Panel
@@ -36,7 +36,8 @@ from models.manifest import ModelKind
 from models.registry import Registry
 from models.training import train
 from schemas.errors import BrokerError
-from streams.localbroker import answers_metadata
+from streams.kafka.clients import producer as kafka_producer
+from streams.kafka.clients import reader_consumer, require_broker
 from streams.paths import var_dir
 from streams.settings import Settings, load_settings
 
@@ -202,7 +203,7 @@ def _ensure_model(settings: Settings, name: str, kind: ModelKind) -> None:
 def _publish(
     settings: Settings, args: argparse.Namespace, watch: _Watch, stop: threading.Event
 ) -> None:
-    producer = Producer(settings.kafka_config(**{"linger.ms": 5, "log_level": 3}))
+    producer = kafka_producer(settings)
     pending: deque[tuple[str, int]] = deque()
     started = time.monotonic()
     for i, labelled in enumerate(
@@ -267,11 +268,9 @@ def _read(reader: Consumer, topics: dict[str, str], watch: _Watch, seconds: floa
 
 def _demo(args: argparse.Namespace) -> int:
     settings = load_settings(monitor_window_seconds=args.window_seconds)
-    if not answers_metadata(settings.bootstrap_servers, timeout=5.0, **settings.kafka_extra):
-        raise BrokerError(
-            f"no broker answers at {settings.bootstrap_servers}; run `make run` "
-            "or `scorer broker up` and `scorer topics apply`"
-        )
+    require_broker(
+        settings, hint="; run `make run` or `scorer broker up` and `scorer topics apply`"
+    )
     _ensure_model(settings, args.model, args.kind)
     topics = {
         settings.topic_decisions: "decisions",
@@ -280,11 +279,7 @@ def _demo(args: argparse.Namespace) -> int:
         settings.topic_drift_alerts: "alerts",
         settings.topic_fairness_reports: "fairness",
     }
-    reader = Consumer(
-        settings.kafka_config(**{
-            "group.id": "scorer-demo-view", "isolation.level": "read_committed", "log_level": 3,
-        })
-    )  # fmt: skip
+    reader = reader_consumer(settings)
     assignment = []
     for topic in topics:
         metadata = reader.list_topics(topic, timeout=10).topics[topic]

@@ -1,4 +1,4 @@
-"""``scorer dlq replay``: re-publish dead letters to the events topic, fixed and checked."""
+"""``scorer dlq republish``: re-publish dead letters to the events topic, fixed and checked."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from schemas.contracts import RejectReason
 from schemas.errors import ConfigError
 from streams.dlq.fix import Fix
 from streams.dlq.plan import Candidate, Outcome, Selection
-from streams.dlq.replay import DEFAULT_GROUP, Replayer, ReplayRun
+from streams.dlq.republish import DEFAULT_GROUP, Republisher, RepublishRun
 from streams.settings import load_settings
 
 _EPILOG = """\
@@ -20,55 +20,55 @@ a fix file is JSON, never code; sections "fields", "features", "context", each w
   {"features": {"map": {"car": {"SEDAN": 3}}, "default": {"elevel": 0}}}
 
 examples:
-  scorer dlq replay --dry-run                      list what would be replayed
-  scorer dlq replay --reason UNKNOWN_CATEGORY      replay after promoting a model that knows it
-  scorer dlq replay --reason MISSING_FEATURE --fix fix.json --max 100
+  scorer dlq republish --dry-run                  list what would be republished
+  scorer dlq republish --reason UNKNOWN_CATEGORY  once a promoted model knows the category
+  scorer dlq republish --reason MISSING_FEATURE --fix fix.json --max 100
 """
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "dlq",
-        help="replay dead letters to the events topic",
+        help="republish dead letters to the events topic",
         description="Work with the dead-letter topic.",
     )
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
-    replay = actions.add_parser(
-        "replay",
+    republish = actions.add_parser(
+        "republish",
         help="re-publish dead letters (optionally fixed) to the events topic, once each",
         description="Read the dead-letter topic, select dead letters, optionally edit them "
         "with a fix file, check each exactly as the scorer would (the decoder and the serving "
         "model's feature spec) and re-publish those that pass to the events topic under their "
         "original key, with headers naming the dead letter. Records that would be rejected "
-        "again stay in the DLQ. Each dead letter is replayed once: the replay tool's consumer "
-        "group records what it published (--again replays again).",
+        "again stay in the DLQ. Each dead letter is republished once: the tool's consumer "
+        "group records what it published (--again republishes again).",
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    replay.add_argument(
+    republish.add_argument(
         "--reason",
         action="append",
         choices=[r.value for r in RejectReason],
         metavar="REASON",
         help="only dead letters with this reject reason (repeatable), e.g. UNKNOWN_CATEGORY",
     )
-    replay.add_argument("--partition", type=int, help="only this DLQ partition")
-    replay.add_argument("--from", dest="from_offset", type=int, help="first DLQ offset")
-    replay.add_argument("--to", dest="to_offset", type=int, help="last DLQ offset (inclusive)")
-    replay.add_argument("--max", dest="max_records", type=int, help="publish at most N records")
-    replay.add_argument("--fix", type=Path, metavar="FILE.json", help="edits to apply first")
-    replay.add_argument(
+    republish.add_argument("--partition", type=int, help="only this DLQ partition")
+    republish.add_argument("--from", dest="from_offset", type=int, help="first DLQ offset")
+    republish.add_argument("--to", dest="to_offset", type=int, help="last DLQ offset (inclusive)")
+    republish.add_argument("--max", dest="max_records", type=int, help="publish at most N records")
+    republish.add_argument("--fix", type=Path, metavar="FILE.json", help="edits to apply first")
+    republish.add_argument(
         "--dry-run", action="store_true", help="show what would be published; publish nothing"
     )
-    replay.add_argument("--again", action="store_true", help="include already replayed ones")
-    replay.add_argument("--model", help="model whose champion checks the records (SCORER_MODEL)")
-    replay.add_argument(
+    republish.add_argument("--again", action="store_true", help="include already republished ones")
+    republish.add_argument("--model", help="model whose champion checks the records (SCORER_MODEL)")
+    republish.add_argument(
         "--group",
         default=DEFAULT_GROUP,
-        help=f"the replay ledger's consumer group ({DEFAULT_GROUP})",
+        help=f"the republish ledger's consumer group ({DEFAULT_GROUP})",
     )
-    replay.add_argument("--show", action="store_true", help="print each value to publish")
-    replay.set_defaults(func=_replay)
+    republish.add_argument("--show", action="store_true", help="print each value to publish")
+    republish.set_defaults(func=_republish)
 
 
 def _selection(args: argparse.Namespace, events_topic: str) -> Selection:
@@ -90,17 +90,17 @@ def _selection(args: argparse.Namespace, events_topic: str) -> Selection:
     )
 
 
-def _replay(args: argparse.Namespace) -> int:
+def _republish(args: argparse.Namespace) -> int:
     settings = load_settings(model=args.model)
     selection = _selection(args, settings.topic_events)
     fix = Fix.load(args.fix) if args.fix else None
     registry = Registry(settings.registry)
     spec = registry.manifest(settings.model, registry.resolve(settings.model)).feature_spec
-    replayer = Replayer(settings, group=args.group)
+    republisher = Republisher(settings, group=args.group)
     try:
-        run = replayer.run(selection, fix=fix, spec=spec, again=args.again, dry_run=args.dry_run)
+        run = republisher.run(selection, fix=fix, spec=spec, again=args.again, dry_run=args.dry_run)
     finally:
-        replayer.close()
+        republisher.close()
     for candidate in run.plan.candidates:
         print(_line(candidate, run.dry_run, args.show))
     print(_summary(run))
@@ -122,7 +122,7 @@ def _line(candidate: Candidate, dry_run: bool, show: bool) -> str:
     return f"{where}  {reason:<17} {event}  {outcome.value}  {candidate.detail}".rstrip()
 
 
-def _summary(run: ReplayRun) -> str:
+def _summary(run: RepublishRun) -> str:
     plan = run.plan
     publish = len(plan.to_publish)
     head = (
@@ -131,6 +131,6 @@ def _summary(run: ReplayRun) -> str:
         else f"published {run.published} to {run.target_topic}"
     )
     counts = Counter({o: plan.count(o) for o in Outcome if o is not Outcome.PUBLISH})
-    counts[Outcome.ALREADY_REPLAYED] += run.skipped
+    counts[Outcome.ALREADY_REPUBLISHED] += run.skipped
     listed = ", ".join(f"{n} {o.value}" for o, n in counts.items() if n)
     return f"{head}; {run.records_read} dead letters read" + (f"; {listed}" if listed else "")

@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import time
-from typing import Any
 
-import orjson
-from confluent_kafka import TopicPartition
 from rich.console import Console
 from rich.table import Table
 
 from schemas.errors import ScorerError
-from streams.commands.tail import reader
-from streams.settings import Settings, load_settings
+from streams.report.lookup import find_event
+from streams.settings import load_settings
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -25,46 +21,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "decision, the model version that made it, and every feature's contribution.",
     )
     parser.add_argument("event_id")
-    parser.add_argument("--timeout", type=float, default=30.0, help="seconds to scan (30)")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=30.0,
+        help="give up when the broker sends nothing for this many seconds (30)",
+    )
     parser.set_defaults(func=_explain)
-
-
-def find(settings: Settings, topic: str, event_id: str, timeout: float) -> dict[str, Any] | None:
-    """The newest record of ``topic`` whose event_id header is ``event_id``."""
-    consumer, partitions = reader(settings, topic)
-    wanted = event_id.encode()
-    remaining = {}
-    assignment = []
-    for tp in partitions:
-        low, high = consumer.get_watermark_offsets(tp, timeout=10)
-        if high > low:
-            remaining[tp.partition] = high - 1
-            assignment.append(TopicPartition(topic, tp.partition, low))
-    consumer.assign(assignment)
-    found = None
-    deadline = time.monotonic() + timeout
-    try:
-        while remaining and time.monotonic() < deadline:
-            for message in consumer.consume(1000, timeout=0.5):
-                if message.error() is not None:
-                    continue
-                headers = dict(message.headers() or [])
-                if headers.get("event_id") == wanted:
-                    found = orjson.loads(message.value() or b"{}")
-                partition, offset = int(message.partition() or 0), int(message.offset() or 0)
-                if offset >= remaining.get(partition, -1):
-                    remaining.pop(partition, None)
-    finally:
-        consumer.close()
-    return found
 
 
 def _explain(args: argparse.Namespace) -> int:
     settings = load_settings()
-    decision = find(settings, settings.topic_decisions, args.event_id, args.timeout)
+    decision, explanation = find_event(settings, args.event_id, args.timeout)
     if decision is None:
         raise ScorerError(f"no decision for event {args.event_id!r} in {settings.topic_decisions}")
-    explanation = find(settings, settings.topic_explanations, args.event_id, args.timeout)
     console = Console()
     model = decision["model"]
     console.print(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from schemas.errors import ConfigError
-from streams.engine.learner import LearnerService
+from streams.learning.learner import LearnerService
 from streams.settings import load_settings
 
 

@@ -1,39 +1,22 @@
 """``scorer models``: list, inspect, verify, promote, roll back and audit registered models.
 
-A promotion to champion first runs the promotion gates (:mod:`models.gates`) under the
-model's promotion policy; a failed gate refuses it unless forced with a reason. Promotions,
-rollbacks and refusals are recorded in the registry's alias history, then announced as a
-ModelEvent on the model-events topic naming the actor, the reason and the gates; when the
-broker cannot be reached the registry change stands and the command says the event was not
-published.
+Promotion and rollback are the release workflow of :mod:`streams.release.promotion`; this
+module parses their arguments and prints their outcome.
 """
 
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
-import os
-import socket
 import sys
 from collections import Counter
-from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from models.gates import PromotionRefused, TrafficReplay, evaluate_promotion, reference_sample
 from models.manifest import ModelManifest
-from models.promotion_policy import PromotionPolicy, load_policy, policy_path
 from models.registry import ALIASES, AliasMove, Registry
-from models.scoring_model import ScoringModel
-from schemas.contracts import MAX_DETAIL_LENGTH, MAX_ID_LENGTH, ModelEvent
-from schemas.errors import ArtifactIntegrityError, BrokerError, ConfigError
-from streams.core.scoring import score_batch
-from streams.model_events import publish_model_event
-from streams.replay import replay_report
+from schemas.errors import ArtifactIntegrityError, PromotionRefused
+from streams.release.promotion import Promotion, actor_name, promote, rollback
 from streams.settings import Settings, load_settings
 
 
@@ -281,98 +264,42 @@ def _verify(args: argparse.Namespace) -> int:
 
 def _promote(args: argparse.Namespace) -> int:
     settings, registry = _context(args)
-    if args.force and not (args.reason or "").strip():
-        raise ConfigError("--force needs --reason TEXT: a forced promotion records why")
     version = registry.resolve(args.name, args.version)
-    actor = _actor(args)
-    champion = registry.aliases(args.name).get("champion")
-    if args.alias != "champion" or champion == version:
-        move = registry.set_alias(args.name, args.alias, version, actor=actor, reason=args.reason)
-        _print_move(move)
-        _publish(settings, registry, move, "promoted", actor, args.reason)
-        return 0
-    candidate = ScoringModel.from_loaded(registry.load(args.name, version))
-    policy, created = load_policy(registry.root / args.name)
-    where = policy_path(registry.root / args.name)
-    if created:
-        print(f"wrote the default promotion policy to {where}")
-    results = evaluate_promotion(
-        candidate.manifest,
-        registry.manifest(args.name, champion) if champion is not None else None,
-        policy,
-        replay_traffic=None if args.skip_replay else _traffic(settings, candidate, policy, args),
-        explain_sample=lambda: _sample_errors(candidate, policy),
-    )
-    gates = [{**r.as_dict(), "policy_version": policy.version} for r in results]
-    failed = [r.gate for r in results if r.failed]
-    print(f"gates for {args.name} v{version} (policy v{policy.version}, {where}):")
-    for result in results:
-        print(f"  {result.status.upper():<5} {result.gate:<21} {result.detail}")
-    if failed and not args.force:
-        reason = f"gate(s) failed: {', '.join(failed)}"
-        at = registry.record_refusal(
-            args.name, args.alias, version, actor=actor, reason=reason, gates=gates
+    outcome = promote(
+        settings, registry, args.name, version, alias=args.alias, actor=actor_name(args.actor),
+        reason=args.reason, force=args.force, replay_traffic=not args.skip_replay,
+        timeout=args.timeout,
+    )  # fmt: skip
+    if outcome.policy_written:
+        print(f"wrote the default promotion policy to {outcome.policy_file}")
+    if outcome.policy is not None:
+        print(
+            f"gates for {args.name} v{version} (policy v{outcome.policy.version}, "
+            f"{outcome.policy_file}):"
         )
-        refusal = AliasMove(args.name, args.alias, version, champion, at)
-        _publish(settings, registry, refusal, "refused", actor, reason, gates)
+        for result in outcome.gates:
+            print(f"  {result.status.upper():<5} {result.gate:<21} {result.detail}")
+    if outcome.refused:
+        _print_announcement(settings, outcome, "refused")
         raise PromotionRefused(
-            f"{args.name} v{version} not promoted to {args.alias}: {reason}; the alias stays "
-            f"{_version_text(champion)} (use --force --reason TEXT to override)"
+            f"{args.name} v{version} not promoted to {args.alias}: "
+            f"gate(s) failed: {', '.join(outcome.failed)}; the alias stays "
+            f"{_version_text(outcome.move.previous_version)} "
+            "(use --force --reason TEXT to override)"
         )
-    reason = args.reason
-    if failed:
-        print(f"forced past failed gate(s) {', '.join(failed)}: {reason}")
-        reason = f"forced past failed gate(s) {', '.join(failed)}: {reason}"
-    move = registry.set_alias(
-        args.name,
-        args.alias,
-        version,
-        actor=actor,
-        reason=reason,
-        gates=gates,
-        forced=bool(failed),
-    )
-    _print_move(move)
-    _publish(settings, registry, move, "promoted", actor, reason, gates)
+    if outcome.failed:
+        print(f"forced past failed gate(s) {', '.join(outcome.failed)}: {args.reason}")
+    _print_move(outcome.move)
+    _print_announcement(settings, outcome, "promoted")
     return 0
-
-
-def _traffic(
-    settings: Settings, candidate: ScoringModel, policy: PromotionPolicy, args: argparse.Namespace
-) -> Callable[[], TrafficReplay]:
-    def read() -> TrafficReplay:
-        try:
-            report, errors = replay_report(
-                settings,
-                candidate,
-                max_events=policy.replay.max_events,
-                min_group_count=policy.fairness.min_group_count,
-                timeout=args.timeout,
-            )
-        except BrokerError as exc:
-            return TrafficReplay(None, unavailable=f"no recorded traffic read: {exc}")
-        return TrafficReplay(report, errors)
-
-    return read
-
-
-def _sample_errors(model: ScoringModel, policy: PromotionPolicy) -> np.ndarray:
-    """Additivity errors of the model's explanations of a sample drawn from its reference."""
-    now = datetime.now(UTC).isoformat()
-    events = [
-        {"event_id": f"sample-{i}", "entity_id": "sample", "event_time": now, "features": f}
-        for i, f in enumerate(reference_sample(model.manifest, policy.additivity.sample_size))
-    ]
-    scored = score_batch(model, events)
-    return np.array([e["additivity_error"] for e in scored.explanations], dtype=np.float64)
 
 
 def _rollback(args: argparse.Namespace) -> int:
     settings, registry = _context(args)
-    actor = _actor(args)
-    move = registry.rollback(args.name, actor=actor, reason=args.reason)
-    _print_move(move)
-    _publish(settings, registry, move, "rolled_back", actor, args.reason)
+    outcome = rollback(settings, registry, args.name, actor=actor_name(args.actor),
+                       reason=args.reason)  # fmt: skip
+    _print_move(outcome.move)
+    _print_announcement(settings, outcome, "rolled_back")
     return 0
 
 
@@ -428,50 +355,14 @@ def _print_move(move: AliasMove) -> None:
         )
 
 
-def _publish(
-    settings: Settings,
-    registry: Registry,
-    move: AliasMove,
-    event_type: str,
-    actor: str,
-    reason: str | None,
-    gates: list[dict[str, Any]] | None = None,
-) -> None:
-    """Announce a registry change as a ModelEvent; a broker problem is reported, not raised."""
-    sha256 = registry.manifest(move.name, move.version).artifact.sha256 if move.version else None
-    event = ModelEvent.model_validate(
-        {
-            "event_type": event_type,
-            "model_name": move.name,
-            "version": move.version,
-            "alias": move.alias,
-            "previous_version": move.previous_version,
-            "sha256": sha256,
-            "actor": actor,
-            "reason": None if reason is None else reason[:MAX_DETAIL_LENGTH],
-            "gates": gates or [],
-            "occurred_at": move.at,
-        }
-    )
-    problem = publish_model_event(settings, event)
-    if problem is None:
+def _print_announcement(settings: Settings, outcome: Promotion, event_type: str) -> None:
+    if outcome.announcement is None:
         print(f"published ModelEvent ({event_type}) to {settings.topic_model_events}")
-    elif event_type == "refused":
-        print(f"refusal recorded; ModelEvent not published: {problem}", file=sys.stderr)
+    elif outcome.refused:
+        print(f"refusal recorded; ModelEvent not published: {outcome.announcement}",
+              file=sys.stderr)  # fmt: skip
     else:
-        print(f"alias moved; ModelEvent not published: {problem}", file=sys.stderr)
-
-
-def _actor(args: argparse.Namespace) -> str:
-    """Who moves the alias: --actor, else SCORER_ACTOR, else user@host."""
-    configured = (getattr(args, "actor", None) or os.environ.get("SCORER_ACTOR", "")).strip()
-    if configured:
-        return configured[:MAX_ID_LENGTH]
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = f"uid{os.getuid()}"
-    return f"{user}@{socket.gethostname()}"[:MAX_ID_LENGTH]
+        print(f"alias moved; ModelEvent not published: {outcome.announcement}", file=sys.stderr)
 
 
 # --- text layout -----------------------------------------------------------------------------

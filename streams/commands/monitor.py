@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import logging
 
-from streams.engine.monitor_owner import MonitorService
 from streams.observability import Health, ScorerMetrics, serve_http
+from streams.outcomes.service import MonitorService
 from streams.settings import load_settings
 
 log = logging.getLogger(__name__)

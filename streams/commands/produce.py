@@ -12,6 +12,7 @@ from confluent_kafka import Producer
 
 from models.datasets import agrawal_stream
 from schemas.errors import BrokerError, ConfigError
+from streams.kafka.clients import producer as kafka_producer
 from streams.settings import load_settings
 
 
@@ -52,7 +53,7 @@ def _produce(args: argparse.Namespace) -> int:
     if args.count < 0 or args.rate < 0:
         raise ConfigError("--count and --rate must not be negative")
     settings = load_settings()
-    producer = Producer(settings.kafka_config(**{"linger.ms": 5, "log_level": 3}))
+    producer = kafka_producer(settings)
     failures: list[str] = []
 
     def delivered(error: object, message: object) -> None:

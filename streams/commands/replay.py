@@ -15,8 +15,8 @@ from typing import Any
 from models.registry import Registry
 from models.scoring_model import ScoringModel
 from schemas.errors import ConfigError
-from streams.replay import parse_position, replay_report
-from streams.report.replay_page import render_replay
+from streams.release.page import render_replay
+from streams.release.replay import parse_position, replay_report
 from streams.settings import load_settings
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from schemas.export import write_asyncapi, write_json_schemas
-from streams.paths import infra_dir
+from streams.kafka.topics import load_topic_specs
 from streams.settings import load_settings
 
 
@@ -46,8 +46,7 @@ def _export(args: argparse.Namespace) -> int:
     if args.format in ("jsonschema", "all"):
         written.extend(write_json_schemas(args.out))
     if args.format in ("asyncapi", "all"):
-        topics = args.topics or settings.topics_file or infra_dir() / "topics.yaml"
-        written.append(write_asyncapi(args.out, topics, settings))
+        written.append(write_asyncapi(args.out, load_topic_specs(settings, args.topics), settings))
     for path in written:
         print(path)
     return 0

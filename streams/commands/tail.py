@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import time
 from collections.abc import Callable
 from typing import Any
 
 import orjson
-from confluent_kafka import Consumer, TopicPartition
 
-from schemas.errors import BrokerError, ConfigError
-from streams.settings import Settings, load_settings
+from schemas.errors import ConfigError
+from streams.kafka.reader import TopicReader
+from streams.settings import load_settings
 
 KINDS = {
     "decisions": "topic_decisions",
@@ -36,58 +35,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=_tail)
 
 
-def reader(settings: Settings, topic: str) -> tuple[Consumer, list[TopicPartition]]:
-    """A group-less consumer and the partitions of ``topic`` with their watermarks known."""
-    consumer = Consumer(
-        settings.kafka_config(
-            **{
-                "group.id": "scorer-cli",
-                "log_level": 3,
-                "enable.auto.commit": False,
-                "isolation.level": "read_committed",
-            }
-        )
-    )
-    metadata = consumer.list_topics(topic, timeout=10).topics.get(topic)
-    if metadata is None or metadata.error is not None:
-        consumer.close()
-        raise BrokerError(f"topic {topic!r} not found at {settings.bootstrap_servers}")
-    return consumer, [TopicPartition(topic, p) for p in sorted(metadata.partitions)]
-
-
 def _tail(args: argparse.Namespace) -> int:
     if args.lines < 0:
         raise ConfigError("--lines must not be negative")
     settings = load_settings()
     topic = getattr(settings, KINDS[args.kind])
-    consumer, partitions = reader(settings, topic)
-    remaining = 0
-    assignment = []
-    for tp in partitions:
-        low, high = consumer.get_watermark_offsets(tp, timeout=10)
-        start = max(low, high - args.lines)
-        remaining += high - start
-        assignment.append(TopicPartition(topic, tp.partition, start))
-    consumer.assign(assignment)
     render = FORMATS[args.kind]
-    rows: list[tuple[int, str]] = []
-    deadline = time.monotonic() + 15
-    try:
-        while remaining > 0 and time.monotonic() < deadline:
-            for message in consumer.consume(500, timeout=0.5):
-                if message.error() is None:
-                    remaining -= 1
-                    rows.append((message.timestamp()[1], _line(message.value(), args.json, render)))
-        for _, line in sorted(rows, key=lambda row: row[0]):
-            print(line)
-        while args.follow:
-            for message in consumer.consume(500, timeout=0.5):
-                if message.error() is None:
-                    print(_line(message.value(), args.json, render), flush=True)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        consumer.close()
+    with TopicReader(settings) as reader:
+        ranges = reader.latest_ranges(topic, args.lines)
+        records = sorted(reader.records(topic, ranges), key=lambda r: r.timestamp_ms)
+        for record in records:
+            print(_line(record.value, args.json, render))
+        if args.follow:
+            try:
+                for record in reader.follow(topic, {p: end for p, (_, end) in ranges.items()}):
+                    print(_line(record.value, args.json, render), flush=True)
+            except KeyboardInterrupt:
+                pass
     return 0
 
 

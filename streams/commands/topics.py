@@ -5,10 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from schemas.errors import BrokerError
-from streams.localbroker import admin_client, answers_metadata
+from streams.kafka.clients import admin_client, require_broker
+from streams.kafka.topics import apply_topics, load_topic_specs
 from streams.settings import load_settings
-from streams.topics import apply_topics, load_topic_specs
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -33,11 +32,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _apply(args: argparse.Namespace) -> int:
     settings = load_settings()
     specs = load_topic_specs(settings, args.file)
-    if not answers_metadata(settings.bootstrap_servers, timeout=5.0, **settings.kafka_extra):
-        raise BrokerError(
-            f"no broker answers at {settings.bootstrap_servers}; start one with `scorer broker up`"
-        )
-    changes = apply_topics(admin_client(settings.bootstrap_servers, **settings.kafka_extra), specs)
+    require_broker(settings, hint="; start one with `scorer broker up`")
+    changes = apply_topics(admin_client(settings), specs)
     for change in changes:
         print(f"{change.action:<10} {change.topic}: {change.detail}")
     if all(c.action == "unchanged" for c in changes):

@@ -1,4 +1,4 @@
-"""The fix file: declarative, data-only edits applied to a dead letter's event before replay.
+"""The fix file: declarative, data-only edits applied to a dead letter's event before republish.
 
 A fix never executes code. It is a JSON object with up to three sections, ``fields`` (the
 event's top-level fields), ``features`` and ``context``; each section may hold these edits,
@@ -32,7 +32,7 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
 
-from streams.dlq import FixFileError
+from schemas.errors import FixFileError
 
 __all__ = ["Fix", "FixNotApplicable", "SectionEdits"]
 
@@ -107,7 +107,7 @@ class Fix(BaseModel):
 
     @property
     def digest(self) -> str:
-        """sha256 of the fix's canonical JSON: replayed records name the fix they got."""
+        """sha256 of the fix's canonical JSON: republished records name the fix they got."""
         canonical = orjson.dumps(self.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
         return hashlib.sha256(canonical).hexdigest()
 

@@ -1,10 +1,10 @@
-"""What a replay does with each dead letter it reads: the pure part, no Kafka.
+"""What a republish does with each dead letter it reads: the pure part, no Kafka.
 
 Each selected dead letter gets one :class:`Outcome`. Its original bytes (or, with a fix,
 the edited bytes) are checked exactly as the scorer would check them: the real decoder
 (:func:`streams.core.decode.decode_events`) and the serving model's feature spec. Only
-records that pass are published; the others stay in the DLQ, unreplayed, with the reason
-they would be rejected again, so a better fix can replay them later.
+records that pass are published; the others stay in the DLQ, unrepublished, with the reason
+they would be rejected again, so a better fix can republish them later.
 """
 
 from __future__ import annotations
@@ -19,14 +19,14 @@ from models.featurespec import FeatureSpec, Reject
 from schemas.contracts import DeadLetter
 from streams.core.decode import decode_events
 from streams.dlq.fix import Fix, FixNotApplicable
-from streams.dlq.ledger import ReplayLedger
+from streams.dlq.ledger import RepublishLedger
 
 
 class Outcome(StrEnum):
     PUBLISH = "publish"
     STILL_REJECTED = "still-rejected"
     FIX_FAILED = "fix-failed"
-    ALREADY_REPLAYED = "already-replayed"
+    ALREADY_REPUBLISHED = "already-republished"
     UNREADABLE = "unreadable"
 
 
@@ -42,7 +42,7 @@ class DlqRecord:
 
 @dataclass(frozen=True)
 class Selection:
-    """Which dead letters to replay; every condition left unset matches all.
+    """Which dead letters to republish; every condition left unset matches all.
 
     ``from_offset``/``to_offset`` are DLQ offsets, both inclusive, in every selected
     partition; ``max_records`` caps the records published, oldest dead letters first.
@@ -70,7 +70,7 @@ class Selection:
 
 @dataclass(frozen=True)
 class Candidate:
-    """A selected dead letter and what the replay does with it."""
+    """A selected dead letter and what the republish does with it."""
 
     partition: int
     offset: int
@@ -85,7 +85,7 @@ class Candidate:
 
 
 @dataclass
-class ReplayPlan:
+class RepublishPlan:
     candidates: list[Candidate] = field(default_factory=list)
 
     def count(self, outcome: Outcome) -> int:
@@ -117,15 +117,15 @@ def _read(record: DlqRecord) -> DeadLetter | str:
         return f"not a dead letter: {exc.errors()[0]['msg']}"
 
 
-def plan_replay(
+def plan_republish(
     records: Sequence[DlqRecord],
     selection: Selection,
-    ledgers: Mapping[int, ReplayLedger],
+    ledgers: Mapping[int, RepublishLedger],
     *,
     fix: Fix | None = None,
     spec: FeatureSpec | None = None,
     again: bool = False,
-) -> ReplayPlan:
+) -> RepublishPlan:
     """Decide each selected record's outcome, oldest first (see module doc)."""
     ordered = sorted(records, key=lambda r: (r.timestamp_ms, r.partition, r.offset))
     candidates: list[Candidate] = []
@@ -143,7 +143,7 @@ def plan_replay(
             continue
         ledger = ledgers.get(record.partition)
         if not again and ledger is not None and ledger.contains(record.offset):
-            candidates.append(Candidate(*where, Outcome.ALREADY_REPLAYED, letter))
+            candidates.append(Candidate(*where, Outcome.ALREADY_REPUBLISHED, letter))
             continue
         value = letter.original_value()
         if fix is not None:
@@ -166,7 +166,7 @@ def plan_replay(
                 candidate.value,
                 f"{verdict.reason.value}: {verdict.detail}",
             )
-    return ReplayPlan(_cap(candidates, selection.max_records))
+    return RepublishPlan(_cap(candidates, selection.max_records))
 
 
 def _cap(candidates: list[Candidate], max_records: int | None) -> list[Candidate]:

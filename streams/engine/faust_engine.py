@@ -58,14 +58,13 @@ from pathlib import Path
 from typing import Any
 
 import faust
-from confluent_kafka.admin import AdminClient
 
 from models.registry import Registry
 from schemas.errors import ConfigError
-from streams.engine.model_watch import ModelWatcher
-from streams.engine.monitors import EngineMonitors
-from streams.engine.processor import BatchProcessor, ConsumedRecord, Output
-from streams.engine.service import partition_count
+from streams.engine.base import build_scoring
+from streams.engine.records import ConsumedRecord, Output
+from streams.kafka.clients import admin_client
+from streams.kafka.messages import partition_count
 from streams.observability import Health, ScorerMetrics
 from streams.paths import var_dir
 from streams.runtime import tune_garbage_collector
@@ -105,17 +104,9 @@ class FaustEngine:
         self.settings = settings
         self.metrics = metrics or ScorerMetrics()
         self.health = health or Health()
-        admin = AdminClient(settings.kafka_config(log_level=3))
-        partition_count(admin, settings.topic_events)  # a clear error if it is missing
-        self.models = ModelWatcher(
-            settings, registry or Registry(settings.registry), model_name, self.metrics
-        )
-        self.processor = BatchProcessor(
-            settings,
-            lambda: self.models.serving,
-            self.metrics,
-            EngineMonitors(settings, self.metrics) if settings.monitor else None,
-        )
+        partition_count(admin_client(settings), settings.topic_events)  # a clear error if missing
+        scoring = build_scoring(settings, model_name, self.metrics, registry)
+        self.models, self.processor = scoring.models, scoring.processor
         self._positions: dict[tuple[str, int], int] = {}
         self.app = self._app()
         self.events = self.app.topic(

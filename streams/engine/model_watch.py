@@ -17,7 +17,6 @@ import socket
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 import orjson
 from confluent_kafka import OFFSET_END, Consumer, TopicPartition
@@ -26,6 +25,7 @@ from models.registry import Registry
 from models.scoring_model import ScoringModel
 from schemas.contracts import ModelEvent
 from schemas.errors import ModelNotFound, ScorerError
+from streams.kafka.clients import reader_consumer
 from streams.model_events import publish_model_event
 from streams.observability import ScorerMetrics
 from streams.settings import Settings
@@ -158,11 +158,7 @@ class ModelWatcher:
 
     def _listen(self) -> Consumer | None:
         """A group-less consumer at the end of ``model-events``; None if the topic is absent."""
-        config: dict[str, Any] = self.settings.kafka_config(
-            **{"group.id": f"model-watch-{socket.gethostname()}", "enable.auto.commit": False,
-               "log_level": 3}
-        )  # fmt: skip
-        consumer = Consumer(config)
+        consumer = reader_consumer(self.settings)
         topic = self.settings.topic_model_events
         metadata = consumer.list_topics(topic, timeout=10).topics.get(topic)
         if metadata is None or metadata.error is not None:

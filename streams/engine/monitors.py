@@ -6,7 +6,7 @@ Where monitors run, and why here and in ``scorer monitor``:
   matrix, scores and decisions are at hand, so it costs a few vectorised counts per batch and
   no second pass over a topic. Reading the features back from ``decisions`` would need them
   in every decision; re-reading ``events`` would decode and vectorise everything twice.
-- Judging happens in one place, ``scorer monitor`` (:mod:`streams.engine.monitor_owner`):
+- Judging happens in one place, ``scorer monitor`` (:mod:`streams.outcomes.owner`):
   each process publishes the window count deltas of its batch to ``monitor-summaries``
   (keyed by model, one partition, so the owner reads them in order), together with the
   batch's other outputs, so they are committed like them (at-least-once or in the batch's
@@ -28,6 +28,7 @@ import orjson
 
 from models.scoring_model import ScoringModel
 from streams.core.scoring import ScoredBatch
+from streams.engine.records import Headers, Output
 from streams.monitoring.batch import ObservedBatch
 from streams.monitoring.config import MonitorConfig
 from streams.monitoring.monitor_set import MonitorSet
@@ -35,8 +36,6 @@ from streams.observability import ScorerMetrics
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
-
-Output = tuple[str, bytes | None, bytes, list[tuple[str, str | bytes | None]]]
 
 
 def monitor_config(settings: Settings, **fields: int | None) -> MonitorConfig:
@@ -91,7 +90,7 @@ class EngineMonitors:
             log.exception("monitoring failed on a batch; scoring continues")
             self.metrics.errors.labels("monitoring").inc()
             return []
-        headers: list[tuple[str, str | bytes | None]] = [
+        headers: Headers = [
             ("model_name", model.manifest.name.encode()),
             ("model_version", str(model.manifest.version).encode()),
         ]

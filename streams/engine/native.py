@@ -4,7 +4,8 @@ One loop, one thread::
 
     consume up to max_batch records (waiting at most max_wait_ms)
     swap models if a promotion arrived          (batch boundary)
-    BatchProcessor.process(batch) -> outputs    (streams.engine.processor, shared with the
+    BatchProcessor.process(batch) -> outputs    (streams.engine.processor, built by
+                                                 streams.engine.base, shared with the
                                                  Faust engine: decode, validate, score,
                                                  explain, shadow, dead letters, monitors)
     produce the outputs                          (asynchronously, never flushed per batch)
@@ -41,13 +42,13 @@ from confluent_kafka import (
 )
 
 from models.registry import Registry
+from streams.engine.base import build_scoring
 from streams.engine.delivery import BatchDelivery, DeliveryLedger, RetryBackoff
-from streams.engine.model_watch import ModelWatcher
-from streams.engine.monitors import EngineMonitors
-from streams.engine.processor import BatchProcessor, Output
-from streams.engine.service import Service, consumed, partition_count, usable
+from streams.engine.records import Output, consumed
+from streams.kafka import clients
+from streams.kafka.messages import partition_count, usable
 from streams.observability import Health, ScorerMetrics
-from streams.runtime import tune_garbage_collector
+from streams.runtime import Service, tune_garbage_collector
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -85,56 +86,42 @@ class NativeEngine(Service):
         self._released: dict[tuple[str, int], int] = {}
         self._backoff = RetryBackoff()
         self._rewind_pending = False
-        self.models = ModelWatcher(
-            settings, registry or Registry(settings.registry), model_name, self.metrics
+        scoring = build_scoring(settings, model_name, self.metrics, registry)
+        self.models, self.monitors, self.processor = (
+            scoring.models,
+            scoring.monitors,
+            scoring.processor,
         )
-        self.consumer = Consumer(self._consumer_config())
-        partition_count(self.consumer, settings.topic_events)  # a clear error if missing
-        self.monitors = EngineMonitors(settings, self.metrics) if settings.monitor else None
-        self.processor = BatchProcessor(
+        self.consumer = clients.group_consumer(
             settings,
-            lambda: self.models.serving,
-            self.metrics,
-            self.monitors,
+            settings.group_id,
+            **{
+                "enable.auto.offset.store": False,
+                "fetch.wait.max.ms": max(1, settings.max_wait_ms),
+            },
         )
-        self.producer = Producer(self._producer_config())
+        partition_count(self.consumer, settings.topic_events)  # a clear error if missing
+        self.producer = self._producer()
         if exactly_once:
             self.producer.init_transactions(30)
 
-    # -- configuration -------------------------------------------------------------------
-
-    def _consumer_config(self) -> dict[str, Any]:
-        return self.settings.kafka_config(
-            **{
-                "group.id": self.settings.group_id,
-                "enable.auto.commit": False,
-                "enable.auto.offset.store": False,
-                "auto.offset.reset": "earliest",
-                "isolation.level": "read_committed",
-                "fetch.wait.max.ms": max(1, self.settings.max_wait_ms),
-                "log_level": 4,
-            }
-        )
-
-    def _producer_config(self) -> dict[str, Any]:
-        config: dict[str, Any] = {
-            "acks": "all",
-            "enable.idempotence": True,
-            "linger.ms": 5,
+    def _producer(self) -> Producer:
+        throughput: dict[str, Any] = {
             "batch.num.messages": 10_000,
             "compression.type": "lz4",
             "queue.buffering.max.messages": 1_000_000,
             "message.max.bytes": MAX_OUTPUT_BYTES,
-            "log_level": 4,
         }
-        if self.exactly_once:
-            # A static member (group.instance.id) keeps one transactional.id across restarts,
-            # so a restarted process fences its crashed predecessor and aborts its open
-            # transaction at once instead of waiting for the transaction timeout.
-            instance = self.settings.kafka_extra.get("group.instance.id")
-            suffix = instance or uuid.uuid4().hex[:12]
-            config["transactional.id"] = f"{self.settings.group_id}-{suffix}"
-        return self.settings.kafka_config(**config)
+        if not self.exactly_once:
+            return clients.producer(self.settings, **throughput)
+        # A static member (group.instance.id) keeps one transactional.id across restarts, so a
+        # restarted process fences its crashed predecessor and aborts its open transaction at
+        # once instead of waiting for the transaction timeout.
+        instance = self.settings.kafka_extra.get("group.instance.id")
+        suffix = instance or uuid.uuid4().hex[:12]
+        return clients.transactional_producer(
+            self.settings, f"{self.settings.group_id}-{suffix}", **throughput
+        )
 
     # -- lifecycle -----------------------------------------------------------------------
 

@@ -23,55 +23,24 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from importlib.metadata import PackageNotFoundError, version
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from models.featurespec import Reject
 from models.scoring_model import ScoringModel
-from schemas.contracts import SCHEMA_VERSION
+from schemas.version import SCORER_VERSION
 from streams.core.decode import dead_letter, decode_events
 from streams.core.scoring import ScoredBatch, score_batch
 from streams.engine.monitors import EngineMonitors
+from streams.engine.records import ConsumedRecord, Output, lineage_headers
 from streams.observability import ScorerMetrics
 from streams.settings import Settings
 
 if TYPE_CHECKING:
     from streams.engine.model_watch import ServingModels
 
-try:
-    SCORER_VERSION = version("streaming-scorer")
-except PackageNotFoundError:  # pragma: no cover - running from a bare checkout
-    SCORER_VERSION = "0+unknown"
-
 _DUMPS = orjson.dumps
-Headers = list[tuple[str, str | bytes | None]]
-Output = tuple[str, bytes | None, bytes, Headers]
-"""One record to produce: topic, key, value, headers."""
-
-
-class ConsumedRecord(NamedTuple):
-    """One consumed record, as any Kafka client delivers it (a tuple: cheap to build)."""
-
-    value: bytes | None
-    key: bytes | None
-    topic: str
-    partition: int
-    offset: int
-    timestamp_ms: int
-
-
-def lineage_headers(model: ScoringModel) -> Headers:
-    """Headers every output of ``model`` carries, after its event_id header."""
-    ref = model.ref
-    return [
-        ("model_name", ref["name"].encode()),
-        ("model_version", str(ref["version"]).encode()),
-        ("model_sha256", ref["sha256"].encode()),
-        ("schema_version", str(SCHEMA_VERSION).encode()),
-        ("scorer_version", SCORER_VERSION.encode()),
-    ]
 
 
 class BatchProcessor:

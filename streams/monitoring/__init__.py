@@ -10,9 +10,9 @@ the monitors (:mod:`.feature_drift`, :mod:`.prediction_drift`, :mod:`.concept_dr
 (:mod:`.retrain`).
 """
 
+from schemas.errors import MonitoringError
 from streams.monitoring.batch import LabelledBatch, ObservedBatch
 from streams.monitoring.config import MonitorConfig
-from streams.monitoring.errors import MonitoringError
 from streams.monitoring.monitor_set import MonitorSet
 from streams.monitoring.summary import WindowSummary
 

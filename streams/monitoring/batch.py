@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from models.featurespec import FeatureSpec
-from streams.monitoring.errors import MonitoringError
+from schemas.errors import MonitoringError
 
 Context = Sequence[Mapping[str, str]] | Mapping[str, Sequence[str] | np.ndarray] | None
 """Per-event context dicts, or one array of values per attribute."""

@@ -51,7 +51,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from streams.monitoring.errors import MonitoringError
+from schemas.errors import MonitoringError
 from streams.monitoring.likelihood_ratio import g_statistic
 
 GRID_STEPS = 8

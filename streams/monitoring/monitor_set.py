@@ -38,13 +38,13 @@ from typing import Any, Literal
 import numpy as np
 
 from models.manifest import ModelManifest
+from schemas.errors import MonitoringError
 from streams.monitoring.alerts import drift_alert
 from streams.monitoring.base import Verdict, WindowMonitor
 from streams.monitoring.batch import LabelledBatch, ObservedBatch
 from streams.monitoring.concept_drift import ErrorRateMonitor
 from streams.monitoring.config import MonitorConfig
 from streams.monitoring.episodes import EpisodeTracker, Transition
-from streams.monitoring.errors import MonitoringError
 from streams.monitoring.fairness_window import FairnessMonitor
 from streams.monitoring.feature_drift import feature_monitors
 from streams.monitoring.prediction_drift import PredictionDriftMonitor

@@ -31,7 +31,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from streams.monitoring.errors import MonitoringError
+from schemas.errors import MonitoringError
 
 Stream = Literal["events", "labels"]
 SUMMARY_VERSION = 1

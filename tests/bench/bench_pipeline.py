@@ -76,7 +76,7 @@ from models.registry import Registry  # noqa: E402
 from models.scoring_model import ScoringModel  # noqa: E402
 from models.training import train  # noqa: E402
 from streams.core.scoring import score_batch  # noqa: E402
-from streams.localbroker import LocalBroker, free_port_pair  # noqa: E402
+from streams.kafka.localbroker import LocalBroker, free_port_pair  # noqa: E402
 from streams.runtime import tune_garbage_collector  # noqa: E402
 
 TARGET_EPS = 50_000

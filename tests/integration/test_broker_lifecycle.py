@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.localbroker import free_port_pair
+from streams.kafka.localbroker import free_port_pair
 
 
 def scorer(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -1,4 +1,4 @@
-"""Operators on a real broker: dead letters replayed once after a fix, and the HTML report."""
+"""Operators on a real broker: dead letters republished once after a fix, and the HTML report."""
 
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ def malformed_stream() -> tuple[list[tuple[bytes, bytes]], dict[str, str]]:
     return records, broken
 
 
-def test_replay_fixed_dead_letters_once_then_report(
+def test_republish_fixed_dead_letters_once_then_report(
     scorer_setup: ScorerSetup, tmp_path: Path
 ) -> None:
     records, broken = malformed_stream()
@@ -82,7 +82,7 @@ def test_replay_fixed_dead_letters_once_then_report(
     )
 
     # a dry run without a fix: every dead letter would be rejected again, nothing is sent
-    dry = scorer(scorer_setup, "dlq", "replay", "--dry-run")
+    dry = scorer(scorer_setup, "dlq", "republish", "--dry-run")
     assert dry.returncode == 0, dry.stderr
     lines = dry.stdout.strip().splitlines()
     assert len(lines) == 7 and lines[-1].startswith("dry run: 0 would be published")
@@ -92,7 +92,7 @@ def test_replay_fixed_dead_letters_once_then_report(
 
     fix = tmp_path / "fix.json"
     fix.write_bytes(orjson.dumps(FIX))
-    dry = scorer(scorer_setup, "dlq", "replay", "--dry-run", "--fix", str(fix), "--show")
+    dry = scorer(scorer_setup, "dlq", "republish", "--dry-run", "--fix", str(fix), "--show")
     assert dry.returncode == 0, dry.stderr
     would = [line for line in dry.stdout.splitlines() if "would publish" in line]
     assert {line.split()[2] for line in would} == set(broken)
@@ -100,8 +100,8 @@ def test_replay_fixed_dead_letters_once_then_report(
     assert "fix-failed  the value is not JSON" in dry.stdout
     assert topic_size(scorer_setup, "events") == 7001
 
-    # the replay: five fixed records go back to the events topic and get decisions
-    replay = scorer(scorer_setup, "dlq", "replay", "--fix", str(fix),
+    # the republish: five fixed records go back to the events topic and get decisions
+    replay = scorer(scorer_setup, "dlq", "republish", "--fix", str(fix),
                     "--reason", "UNKNOWN_CATEGORY", "--reason", "MISSING_FEATURE")  # fmt: skip
     assert replay.returncode == 0, replay.stderr
     assert replay.stdout.strip().splitlines()[-1].startswith("published 5 to " + topics["events"])
@@ -128,18 +128,18 @@ def test_replay_fixed_dead_letters_once_then_report(
         assert headers["dlq_topic"] == topics["events.dlq"]
         assert (int(headers["dlq_partition"]), int(headers["dlq_offset"])) in dlq_coordinates
         assert headers["dlq_reason"] == broken[headers["event_id"]]
-        assert len(headers["replay_fix"]) == 64
+        assert len(headers["republish_fix"]) == 64
 
-    # a second replay finds nothing new; --again in a dry run would offer them again
-    second = scorer(scorer_setup, "dlq", "replay", "--fix", str(fix))
+    # a second republish finds nothing new; --again in a dry run would offer them again
+    second = scorer(scorer_setup, "dlq", "republish", "--fix", str(fix))
     assert second.returncode == 0, second.stderr
     summary = second.stdout.strip().splitlines()[-1]
-    assert summary.startswith("published 0") and "5 already-replayed" in summary
+    assert summary.startswith("published 0") and "5 already-republished" in summary
     assert topic_size(scorer_setup, "events") == 7006
-    again = scorer(scorer_setup, "dlq", "replay", "--fix", str(fix), "--again", "--dry-run")
+    again = scorer(scorer_setup, "dlq", "republish", "--fix", str(fix), "--again", "--dry-run")
     assert again.stdout.count("would publish") == 5
 
-    bad = scorer(scorer_setup, "dlq", "replay", "--fix", str(tmp_path / "missing.json"))
+    bad = scorer(scorer_setup, "dlq", "republish", "--fix", str(tmp_path / "missing.json"))
     assert bad.returncode == 1 and "cannot read fix file" in bad.stderr
 
     # the report: every section, and Chromium draws every plot

@@ -7,8 +7,8 @@ from dataclasses import replace
 
 from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
 
+from streams.kafka.topics import apply_topics, load_topic_specs
 from streams.settings import load_settings
-from streams.topics import apply_topics, load_topic_specs
 
 
 def test_apply_twice_is_idempotent(kafka_bootstrap: str, kafka_admin: AdminClient) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from schemas.contracts import RejectReason
-from streams.feedback import FeedbackJoiner, parse_feedback
+from streams.outcomes.join import FeedbackJoiner, parse_feedback
 
 
 def remember(joiner: FeedbackJoiner, event_id: str, when: float) -> None:

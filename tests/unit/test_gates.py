@@ -11,7 +11,11 @@ import pytest
 
 from models.datasets import agrawal
 from models.featurespec import Feature, FeatureSpec
-from models.gates import (
+from models.manifest import ModelManifest
+from models.registry import Registry
+from models.training import train
+from schemas.errors import ConfigError
+from streams.release.gates import (
     TrafficReplay,
     additivity_gate,
     evaluate_promotion,
@@ -23,8 +27,7 @@ from models.gates import (
     spec_problems,
     traffic_features_gate,
 )
-from models.manifest import ModelManifest
-from models.promotion_policy import (
+from streams.release.policy import (
     POLICY_FILE,
     FairnessGate,
     HoldoutGate,
@@ -33,9 +36,6 @@ from models.promotion_policy import (
     load_policy,
     parse_policy,
 )
-from models.registry import Registry
-from models.training import train
-from schemas.errors import ConfigError
 from tests.unit.test_registry import _run
 
 NUMERIC = Feature(name="income", kind="numeric")
@@ -312,7 +312,7 @@ def test_cli_refuses_then_forces_with_a_recorded_reason(
     code, out, err = _run(capsys, "models", "promote", "loans", "2", "--registry", root)
     assert code == 1
     assert "FAIL  holdout" in out and "roc_auc" in out
-    assert "SKIP  replay_flips" in out and "broker not reachable" in out
+    assert "SKIP  replay_flips" in out and "no broker answers at 127.0.0.1:1" in out
     assert "loans v2 not promoted to champion: gate(s) failed: holdout" in err
     assert registry.aliases("loans") == {"champion": 1}
     assert (registry.root / "loans" / POLICY_FILE).exists()

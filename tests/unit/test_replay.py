@@ -11,7 +11,12 @@ from sklearn.metrics import roc_auc_score
 
 from models.datasets import agrawal, agrawal_stream
 from models.registry import Registry
-from models.replay import (
+from models.scoring_model import ScoringModel
+from models.training import train
+from schemas.errors import ConfigError
+from streams.commands.replay import render, split_model
+from streams.core.scoring import score_batch
+from streams.release.compare import (
     ReplayPairs,
     flip_matrix,
     group_fairness,
@@ -19,12 +24,7 @@ from models.replay import (
     reason_changes,
     score_shift,
 )
-from models.scoring_model import ScoringModel
-from models.training import train
-from schemas.errors import ConfigError
-from streams.commands.replay import render, split_model
-from streams.core.scoring import score_batch
-from streams.replay import RecordedTraffic, build_report, parse_position, replay
+from streams.release.replay import RecordedTraffic, build_report, parse_position, replay
 
 # --- comparison maths --------------------------------------------------------------------
 

@@ -22,11 +22,17 @@ from schemas.export import (
 )
 from streams.cli import main
 from streams.paths import infra_dir
+from streams.kafka.topics import read_topic_specs
 from streams.settings import Settings
 
 from .test_contracts import examples
 
 TOPICS_FILE = infra_dir() / "topics.yaml"
+
+
+def _asyncapi(topics_file: Path, settings: Any) -> dict[str, Any]:
+    """The AsyncAPI document of a topic specification file, read as the command reads it."""
+    return build_asyncapi(read_topic_specs(topics_file, settings), settings)
 
 
 def _topics() -> dict[str, Any]:
@@ -170,7 +176,7 @@ def test_write_json_schemas(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def asyncapi() -> dict[str, Any]:
-    return build_asyncapi(TOPICS_FILE, Settings(bootstrap_servers="broker-1:9092"))
+    return _asyncapi(TOPICS_FILE, Settings(bootstrap_servers="broker-1:9092"))
 
 
 def test_asyncapi_header(asyncapi: dict[str, Any]) -> None:
@@ -255,11 +261,11 @@ def test_topic_configuration_is_typed(asyncapi: dict[str, Any]) -> None:
 
 def test_addresses_and_servers_follow_the_settings() -> None:
     settings = Settings(bootstrap_servers="a:9092,b:9093", topic_events="prod.events")
-    document = build_asyncapi(TOPICS_FILE, settings)
+    document = _asyncapi(TOPICS_FILE, settings)
     assert document["channels"]["events"]["address"] == "prod.events"
     assert [s["host"] for s in document["servers"].values()] == ["a:9092", "b:9093"]
     secure = Settings(kafka_extra={"security.protocol": "SASL_SSL", "sasl.password": "pw"})
-    document = build_asyncapi(TOPICS_FILE, secure)
+    document = _asyncapi(TOPICS_FILE, secure)
     assert {s["protocol"] for s in document["servers"].values()} == {"kafka-secure"}
     assert "pw" not in json.dumps(document)
 
@@ -283,24 +289,24 @@ def _spec_file(tmp_path: Path, **topic: Any) -> Path:
 )
 def test_bad_topic_spec_is_refused(tmp_path: Path, topic: dict[str, Any], message: str) -> None:
     with pytest.raises(TopicSpecError, match=re.escape(message)) as info:
-        build_asyncapi(_spec_file(tmp_path, **topic), Settings())
+        _asyncapi(_spec_file(tmp_path, **topic), Settings())
     assert "topic 'events'" in str(info.value)
 
 
 def test_unreadable_topic_file_is_refused(tmp_path: Path) -> None:
     with pytest.raises(TopicSpecError, match="cannot read"):
-        build_asyncapi(tmp_path / "missing.yaml", Settings())
+        _asyncapi(tmp_path / "missing.yaml", Settings())
     broken = tmp_path / "broken.yaml"
     broken.write_text("topics: [unclosed", encoding="utf-8")
     with pytest.raises(TopicSpecError, match="not valid YAML"):
-        build_asyncapi(broken, Settings())
+        _asyncapi(broken, Settings())
     broken.write_text("- a list\n", encoding="utf-8")
     with pytest.raises(TopicSpecError, match="'topics' mapping"):
-        build_asyncapi(broken, Settings())
+        _asyncapi(broken, Settings())
 
 
 def test_write_asyncapi(tmp_path: Path) -> None:
-    path = write_asyncapi(tmp_path, TOPICS_FILE, Settings())
+    path = write_asyncapi(tmp_path, read_topic_specs(TOPICS_FILE, Settings()), Settings())
     assert path == tmp_path / "asyncapi.json"
     assert json.loads(path.read_text(encoding="utf-8"))["asyncapi"] == "3.0.0"
 

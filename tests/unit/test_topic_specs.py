@@ -8,8 +8,8 @@ import pytest
 
 from schemas.contracts import CONTRACTS
 from schemas.errors import TopicSpecError
+from streams.kafka.topics import load_topic_specs
 from streams.settings import load_settings
-from streams.topics import load_topic_specs
 
 
 def test_every_design_topic_is_declared() -> None:

@@ -15,7 +15,9 @@ import pytest
 from confluent_kafka.admin import NewTopic
 
 from models.registry import Registry
-from streams.localbroker import LocalBroker, admin_client, free_port_pair
+from streams.kafka.clients import admin_client
+from streams.kafka.localbroker import LocalBroker, free_port_pair
+from streams.settings import Settings
 from tests.conftest import unique
 from tests.integration.conftest import TOPIC_SETTINGS, ScorerSetup
 from tests.reliability_support import EngineProcess, OutputReader, group_lag, valid_records
@@ -40,7 +42,7 @@ def restart_setup(
     own_broker: LocalBroker, tmp_path: Path, trained_logistic: object
 ) -> Iterator[ScorerSetup]:
     topics = {name: unique(name.replace(".", "-")) for name in TOPIC_SETTINGS}
-    admin = admin_client(own_broker.address)
+    admin = admin_client(Settings(bootstrap_servers=own_broker.address))
     futures = admin.create_topics(
         [NewTopic(topics[name], parts, 1) for name, (_, parts) in TOPIC_SETTINGS.items()]
     )

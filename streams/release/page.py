@@ -1,6 +1,6 @@
 """The replay comparison (``scorer replay --out FILE``) as a page of the operator's report.
 
-Built from the JSON-ready report of :func:`streams.replay.replay_report`, with the same
+Built from the JSON-ready report of :func:`streams.release.replay.replay_report`, with the same
 plots and page as ``scorer report``: the decision mix of both models, the flips by
 direction, the score shift's quantiles, reason codes gained and lost, and the selection
 rate per group of every context attribute against the disparate-impact floor.

@@ -20,22 +20,18 @@ import time
 from datetime import UTC, datetime
 
 import orjson
-from confluent_kafka import (
-    OFFSET_BEGINNING,
-    OFFSET_END,
-    Consumer,
-    Message,
-    TopicPartition,
-)
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Message, TopicPartition
 
 from models.online import OnlineLearner
 from models.registry import Registry
 from schemas.contracts import ModelEvent
 from streams.core.decode import decode_events
-from streams.engine.label_gate import LabelGate
-from streams.engine.service import Service, partition_count, usable
-from streams.feedback import parse_feedback
+from streams.kafka import clients
+from streams.kafka.messages import partition_count, usable
 from streams.model_events import publish_model_event
+from streams.outcomes.join import parse_feedback
+from streams.outcomes.label_gate import LabelGate
+from streams.runtime import Service
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -56,12 +52,7 @@ class LearnerService(Service):
         self.learned_since = 0
         self.registered: list[int] = []
         super().__init__()
-        self.consumer = Consumer(
-            settings.kafka_config(**{
-                "group.id": f"scorer-learn-{model_name}", "enable.auto.commit": False,
-                "isolation.level": "read_committed", "log_level": 4,
-            })
-        )  # fmt: skip
+        self.consumer = clients.group_consumer(settings, f"scorer-learn-{model_name}")
         s = settings
         topics = (s.topic_events, s.topic_decisions, s.topic_feedback)
         self.partitions = {t: partition_count(self.consumer, t) for t in topics}

@@ -2,7 +2,7 @@
 
 Each gate is a pure function returning a :class:`GateResult` (pass, fail or skip, a one-line
 detail with its numbers, and the numbers themselves). :func:`evaluate_promotion` runs them
-in order, under the thresholds of a :class:`~models.promotion_policy.PromotionPolicy`:
+in order, under the thresholds of a :class:`~streams.release.policy.PromotionPolicy`:
 
 1. ``feature_spec``: the candidate accepts exactly what producers send today, judged
    against the champion's feature spec. An incompatible spec stops here: no recorded
@@ -28,14 +28,9 @@ import numpy as np
 
 from models.featurespec import Feature, FeatureKind, FeatureSpec
 from models.manifest import ModelManifest
-from models.promotion_policy import FairnessGate, HoldoutGate, PromotionPolicy, ReplayGate
-from schemas.errors import RegistryError
+from streams.release.policy import FairnessGate, HoldoutGate, PromotionPolicy, ReplayGate
 
 GateStatus = Literal["pass", "fail", "skip"]
-
-
-class PromotionRefused(RegistryError):
-    """A promotion gate failed and the promotion was not forced; the alias did not move."""
 
 
 PASS: Final = "pass"
@@ -68,7 +63,7 @@ class GateResult:
 
 @dataclass
 class TrafficReplay:
-    """What replaying recorded traffic with the candidate produced (see streams.replay).
+    """What replaying recorded traffic with the candidate produced (see streams.release.replay).
 
     ``report`` is None when no traffic could be read; ``unavailable`` then says why.
     ``additivity_errors`` are those of the candidate's explanations of the replayed events.

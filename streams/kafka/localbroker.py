@@ -22,10 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from string import Template
 
-from confluent_kafka.admin import AdminClient
-
 from schemas.errors import BrokerError
+from streams.kafka.clients import answers_metadata
 from streams.paths import infra_dir, var_dir
+from streams.settings import Settings
 
 JVM_OPTIONS = ("-Xms256m", "-Xmx1g", "-XX:+UseG1GC", "-Djava.awt.headless=true")
 STARTUP_TIMEOUT_S = 90.0
@@ -38,20 +38,6 @@ class BrokerStatus:
     pid: int | None
     address: str
     version: str
-
-
-def admin_client(bootstrap: str, **extra: str) -> AdminClient:
-    """An AdminClient that stays quiet when the broker is down (no reconnect log spam)."""
-    return AdminClient({"bootstrap.servers": bootstrap, "log_level": 0, **extra})
-
-
-def answers_metadata(bootstrap: str, timeout: float = 2.0, **extra: str) -> bool:
-    """True when a broker at ``bootstrap`` answers a metadata request within ``timeout``."""
-    try:
-        admin_client(bootstrap, **extra).list_topics(timeout=timeout)
-    except Exception:  # KafkaException on timeout; any failure means "does not answer"
-        return False
-    return True
 
 
 class LocalBroker:
@@ -126,7 +112,7 @@ class LocalBroker:
                     f"the broker exited with status {process.returncode} while starting; "
                     f"last lines of {self.log_file}:\n{self.tail_log()}"
                 )
-            if answers_metadata(self.address, timeout=1.0):
+            if answers_metadata(Settings(bootstrap_servers=self.address), timeout=1.0):
                 return self.status()
             time.sleep(0.25)
         self._stop_pid(process.pid)

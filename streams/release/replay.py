@@ -9,7 +9,7 @@ untouched.
 
 :func:`replay` scores the recorded events with the candidate through the scoring core in
 batches, as ``scorer serve`` does, and :func:`replay_report` returns the whole comparison as
-a JSON-ready dict (see :mod:`models.replay` for its sections).
+a JSON-ready dict (see :mod:`streams.release.compare` for its sections).
 
 Positions (``--from`` / ``--to``) are a time (ISO 8601; a naive time is UTC) or explicit
 offsets ``PARTITION:OFFSET,...``:
@@ -24,30 +24,26 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 import numpy as np
 import orjson
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
-from models.replay import ReplayPairs, compare
 from models.scoring_model import ScoringModel
-from schemas.errors import BrokerError, ConfigError
+from schemas.errors import ConfigError
 from streams.core.decode import decode_events
 from streams.core.scoring import score_batch
+from streams.kafka.reader import TopicReader, TopicRecord
+from streams.release.compare import ReplayPairs, compare
 from streams.settings import Settings
 
 Position = datetime | dict[int, int]
 REPORT_VERSION: Final = 1
 DECISION_LOOKBACK: Final = timedelta(minutes=10)
 """Decisions are read from this long before the first replayed event (producer clock skew)."""
-_SLICE_S: Final = 0.5
-_UNREACHABLE: Final = frozenset(
-    {KafkaError._ALL_BROKERS_DOWN, KafkaError._AUTHENTICATION, KafkaError._RESOLVE, KafkaError._SSL}
-)
 
 
 def parse_position(text: str) -> Position:
@@ -89,104 +85,12 @@ class RecordedTraffic:
     notes: list[str] = field(default_factory=list)
 
 
-class _RangeReader:
-    """A consumer that assigns partitions and reads offset ranges; it never joins a group."""
-
-    def __init__(self, settings: Settings, timeout: float) -> None:
-        self.bootstrap = settings.bootstrap_servers
-        self.deadline = time.monotonic() + timeout
-        self.errors: list[KafkaError] = []
-        self.consumer = Consumer(
-            settings.kafka_config(
-                **{
-                    "group.id": "scorer-replay",
-                    "isolation.level": "read_committed",
-                    "enable.auto.commit": False,
-                    "enable.auto.offset.store": False,
-                    "log_level": 0,
-                    "error_cb": self.errors.append,
-                }
-            )
-        )
-
-    def close(self) -> None:
-        self.consumer.close()
-
-    def partitions(self, topic: str, required: bool = True) -> list[int] | None:
-        """The partitions of ``topic``; None when it does not exist and is not required."""
-        while True:
-            try:
-                metadata = self.consumer.list_topics(topic, timeout=_SLICE_S)
-            except KafkaException as exc:
-                self.consumer.poll(0)
-                if any(e.code() in _UNREACHABLE for e in self.errors) or self._late():
-                    detail = next((e.str() for e in self.errors), str(exc))
-                    raise BrokerError(
-                        f"broker not reachable at {self.bootstrap}: {detail}"
-                    ) from exc
-                continue
-            found = metadata.topics.get(topic)
-            if found is None or found.error is not None:
-                if required:
-                    raise BrokerError(f"topic {topic!r} not found at {self.bootstrap}")
-                return None
-            return sorted(found.partitions)
-
-    def watermarks(self, topic: str, partition: int) -> tuple[int, int]:
-        try:
-            low, high = self.consumer.get_watermark_offsets(
-                TopicPartition(topic, partition), timeout=10
-            )
-        except KafkaException as exc:
-            raise BrokerError(f"cannot read offsets of {topic}[{partition}]: {exc}") from exc
-        return int(low), int(high)
-
-    def offsets_at(self, topic: str, partitions: Iterable[int], when: datetime) -> dict[int, int]:
-        """Per partition, the first offset at or after ``when`` (-1: none)."""
-        ms = int(when.timestamp() * 1000)
-        wanted = [TopicPartition(topic, p, ms) for p in partitions]
-        try:
-            found = self.consumer.offsets_for_times(wanted, timeout=10)
-        except KafkaException as exc:
-            raise BrokerError(f"cannot look up offsets by time in {topic}: {exc}") from exc
-        return {tp.partition: int(tp.offset) for tp in found}
-
-    def read(
-        self,
-        topic: str,
-        ranges: dict[int, tuple[int, int]],
-        handle: Callable[[Message], bool],
-    ) -> None:
-        """Call ``handle`` on each record of ``ranges`` until done or it returns False."""
-        todo = {p: (s, e) for p, (s, e) in ranges.items() if s < e}
-        if not todo:
-            return
-        self.consumer.assign([TopicPartition(topic, p, s) for p, (s, _) in todo.items()])
-        try:
-            while todo:
-                if self._late():
-                    left = ", ".join(f"{topic}[{p}] before {e}" for p, (_, e) in todo.items())
-                    raise BrokerError(f"timed out reading recorded traffic: {left}")
-                for message in self.consumer.consume(1000, timeout=_SLICE_S):
-                    if message.error() is not None:
-                        continue
-                    partition, offset = int(message.partition() or 0), int(message.offset() or 0)
-                    if partition in todo and offset < todo[partition][1] and not handle(message):
-                        return
-                # positions pass control records (transaction markers) that are never delivered
-                positions = self.consumer.position([TopicPartition(topic, p) for p in todo])
-                for tp in positions:
-                    if tp.offset >= todo[tp.partition][1]:
-                        del todo[tp.partition]
-        finally:
-            self.consumer.unassign()
-
-    def _late(self) -> bool:
-        return time.monotonic() > self.deadline
+def _ms(when: datetime) -> int:
+    return int(when.timestamp() * 1000)
 
 
 def _event_ranges(
-    reader: _RangeReader,
+    reader: TopicReader,
     topic: str,
     partitions: list[int],
     start: Position | None,
@@ -198,7 +102,7 @@ def _event_ranges(
     if isinstance(end, dict):
         ends = {p: min(ends[p], end.get(p, ends[p])) for p in partitions}
     elif isinstance(end, datetime):
-        found = reader.offsets_at(topic, partitions, end)
+        found = reader.offsets_at(topic, partitions, _ms(end))
         ends = {p: ends[p] if found[p] < 0 else min(ends[p], found[p]) for p in partitions}
     if start is None:  # the most recent max_events of each partition; trimmed after reading
         starts = {p: max(marks[p][0], ends[p] - max_events) for p in partitions}
@@ -208,7 +112,7 @@ def _event_ranges(
             raise ConfigError(f"topic {topic!r} has no partition(s) {unknown}")
         starts = {p: max(marks[p][0], start.get(p, marks[p][0])) for p in partitions}
     else:
-        found = reader.offsets_at(topic, partitions, start)
+        found = reader.offsets_at(topic, partitions, _ms(start))
         starts = {p: ends[p] if found[p] < 0 else max(marks[p][0], found[p]) for p in partitions}
     return {p: (starts[p], max(starts[p], ends[p])) for p in partitions}
 
@@ -228,19 +132,16 @@ def read_recorded(
     """
     if max_events < 1:
         raise ConfigError(f"max_events must be at least 1, got {max_events}")
-    reader = _RangeReader(settings, timeout)
-    try:
+    with TopicReader(settings, timeout=timeout) as reader:
         topic = settings.topic_events
         partitions = reader.partitions(topic) or []
         ranges = _event_ranges(reader, topic, partitions, start, end, max_events)
         traffic = RecordedTraffic(topic, ranges)
         raw: list[tuple[int, bytes | None]] = []
-
-        def keep_event(message: Message) -> bool:
-            raw.append((int(message.timestamp()[1]), message.value()))
-            return start is None or len(raw) < max_events
-
-        reader.read(topic, ranges, keep_event)
+        for record in reader.records(topic, ranges):
+            raw.append((record.timestamp_ms, record.value))
+            if start is not None and len(raw) >= max_events:
+                break
         if start is None and len(raw) > max_events:
             raw = sorted(raw, key=lambda item: item[0])[-max_events:]
         traffic.records = len(raw)
@@ -254,71 +155,51 @@ def read_recorded(
             _read_decisions(reader, settings.topic_decisions, since, wanted, traffic)
             _read_labels(reader, settings.topic_feedback, since, wanted, traffic)
         return traffic
-    finally:
-        reader.close()
 
 
-def _since_ranges(
-    reader: _RangeReader, topic: str, partitions: list[int], since: datetime
-) -> dict[int, tuple[int, int]]:
-    found = reader.offsets_at(topic, partitions, since - DECISION_LOOKBACK)
-    ranges = {}
-    for p in partitions:
-        high = reader.watermarks(topic, p)[1]
-        ranges[p] = (high if found[p] < 0 else found[p], high)
-    return ranges
-
-
-def _read_joined(
-    reader: _RangeReader,
-    topic: str,
-    since: datetime,
-    traffic: RecordedTraffic,
-    keep: Callable[[Message], bool],
-) -> None:
-    """Read ``topic`` from shortly before ``since`` to its end, when it exists."""
+def _joined(
+    reader: TopicReader, topic: str, since: datetime, traffic: RecordedTraffic
+) -> Iterator[TopicRecord]:
+    """The records of ``topic`` from shortly before ``since`` to its end, when it exists."""
     partitions = reader.partitions(topic, required=False)
     if partitions is None:
         traffic.notes.append(f"topic {topic!r} does not exist; nothing joined from it")
-        return
-    reader.read(topic, _since_ranges(reader, topic, partitions, since), keep)
+        return iter(())
+    ranges = reader.time_ranges(
+        topic, start_ms=_ms(since - DECISION_LOOKBACK), partitions=partitions
+    )
+    return reader.records(topic, ranges)
 
 
 def _read_decisions(
-    reader: _RangeReader, topic: str, since: datetime, wanted: set[str], traffic: RecordedTraffic
+    reader: TopicReader, topic: str, since: datetime, wanted: set[str], traffic: RecordedTraffic
 ) -> None:
-    def keep(message: Message) -> bool:
-        event_id = dict(message.headers() or []).get("event_id")
-        if isinstance(event_id, bytes) and event_id.decode(errors="replace") not in wanted:
-            return True  # the lineage header spares parsing other events' decisions
-        decision = _json(message)
+    for record in _joined(reader, topic, since, traffic):
+        event_id = record.header("event_id")
+        if event_id is not None and event_id.decode(errors="replace") not in wanted:
+            continue  # the lineage header spares parsing other events' decisions
+        decision = _json(record.value)
         if decision.get("event_id") in wanted and not decision.get("shadow", False):
             traffic.decisions[decision["event_id"]] = decision
-        return True
-
-    _read_joined(reader, topic, since, traffic, keep)
 
 
 def _read_labels(
-    reader: _RangeReader, topic: str, since: datetime, wanted: set[str], traffic: RecordedTraffic
+    reader: TopicReader, topic: str, since: datetime, wanted: set[str], traffic: RecordedTraffic
 ) -> None:
-    def keep(message: Message) -> bool:
-        feedback = _json(message)
+    for record in _joined(reader, topic, since, traffic):
+        feedback = _json(record.value)
         event_id, label = feedback.get("event_id"), feedback.get("label")
         if event_id in wanted and type(label) is int and label in (0, 1):
             traffic.labels.setdefault(event_id, label)
-        return True
-
-    _read_joined(reader, topic, since, traffic, keep)
 
 
-def _json(message: Message) -> dict[str, Any]:
+def _json(value: bytes | None) -> dict[str, Any]:
     """The record's JSON object value; empty when it is not one."""
     try:
-        value = orjson.loads(message.value() or b"{}")
+        parsed = orjson.loads(value or b"{}")
     except orjson.JSONDecodeError:
         return {}
-    return value if isinstance(value, dict) else {}
+    return parsed if isinstance(parsed, dict) else {}
 
 
 # --- scoring and the report -----------------------------------------------------------------

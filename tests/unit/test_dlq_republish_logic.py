@@ -1,4 +1,4 @@
-"""Dead-letter replay without a broker: fix files, the ledger, and the plan."""
+"""Dead-letter republish without a broker: fix files, the ledger, and the plan."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import pytest
 
 from models.featurespec import Feature, FeatureSpec, Reject
 from schemas.contracts import RejectReason
+from schemas.errors import FixFileError, RepublishError
 from streams.core.decode import dead_letter
-from streams.dlq import FixFileError, ReplayError
 from streams.dlq.fix import Fix, FixNotApplicable
-from streams.dlq.ledger import ReplayLedger
-from streams.dlq.plan import DlqRecord, Selection, check_values, plan_replay
+from streams.dlq.ledger import RepublishLedger
+from streams.dlq.plan import DlqRecord, Selection, check_values, plan_republish
 
 SPEC = FeatureSpec(
     features=[
@@ -88,9 +88,9 @@ def test_fix_digest_identifies_the_edits() -> None:
 
 
 def test_ledger_round_trips_through_commit_metadata() -> None:
-    ledger = ReplayLedger.decode(-1001, None).add([4, 5, 6, 9, 2])
+    ledger = RepublishLedger.decode(-1001, None).add([4, 5, 6, 9, 2])
     assert (ledger.committed, ledger.encode()) == (0, "2,4-6,9")
-    again = ReplayLedger.decode(ledger.committed, ledger.encode())
+    again = RepublishLedger.decode(ledger.committed, ledger.encode())
     assert again == ledger
     assert [o for o in range(12) if again.contains(o)] == [2, 4, 5, 6, 9]
     filled = again.add([0, 1, 3])
@@ -98,10 +98,10 @@ def test_ledger_round_trips_through_commit_metadata() -> None:
 
 
 def test_ledger_refuses_what_kafka_cannot_keep() -> None:
-    with pytest.raises(ReplayError, match="unreadable replay ledger"):
-        ReplayLedger.decode(0, "3-x")
-    with pytest.raises(ReplayError, match="oldest unreplayed dead letter \\(offset 0\\)"):
-        ReplayLedger(0).add(range(1, 5000, 2)).encode()
+    with pytest.raises(RepublishError, match="unreadable republish ledger"):
+        RepublishLedger.decode(0, "3-x")
+    with pytest.raises(RepublishError, match="oldest unrepublished dead letter \\(offset 0\\)"):
+        RepublishLedger(0).add(range(1, 5000, 2)).encode()
 
 
 # --- the plan ----------------------------------------------------------------------------------
@@ -125,7 +125,7 @@ def outcomes(plan: object) -> list[tuple[int, str]]:
 
 
 def test_without_a_fix_every_record_would_be_rejected_again() -> None:
-    plan = plan_replay(records(), Selection(source_topic="events"), {}, spec=SPEC)
+    plan = plan_republish(records(), Selection(source_topic="events"), {}, spec=SPEC)
     assert outcomes(plan) == [(0, "still-rejected"), (1, "still-rejected"),
                               (2, "still-rejected"), (4, "unreadable")]  # fmt: skip
     details = [c.detail for c in plan.candidates]
@@ -136,7 +136,7 @@ def test_without_a_fix_every_record_would_be_rejected_again() -> None:
 
 def test_a_fix_makes_records_publishable_and_keeps_their_coordinates() -> None:
     fix = Fix.parse(b'{"features": {"map": {"car": {"SEDAN": 3}}, "default": {"car": 2}}}')
-    plan = plan_replay(records(), Selection(source_topic="events"), {}, fix=fix, spec=SPEC)
+    plan = plan_republish(records(), Selection(source_topic="events"), {}, fix=fix, spec=SPEC)
     assert outcomes(plan) == [(0, "publish"), (1, "publish"), (2, "fix-failed"),
                               (4, "unreadable")]  # fmt: skip
     published = {c.letter.event_id: orjson.loads(c.value) for c in plan.to_publish}
@@ -148,18 +148,22 @@ def test_a_fix_makes_records_publishable_and_keeps_their_coordinates() -> None:
 def test_selection_by_reason_offsets_ledger_and_max() -> None:
     fix = Fix.parse(b'{"features": {"set": {"car": "1"}}}')
     only_missing = Selection(reasons=frozenset({"MISSING_FEATURE"}), source_topic="events")
-    assert outcomes(plan_replay(records(), only_missing, {}, fix=fix, spec=SPEC)) == [
+    assert outcomes(plan_republish(records(), only_missing, {}, fix=fix, spec=SPEC)) == [
         (1, "publish")
     ]
     window = Selection(source_topic="events", from_offset=1, to_offset=2)
-    assert [o for o, _ in outcomes(plan_replay(records(), window, {}, fix=fix))] == [1, 2]
-    replayed = {0: ReplayLedger(1)}
-    plan = plan_replay(records(), Selection(source_topic="events"), replayed, fix=fix, spec=SPEC)
-    assert outcomes(plan)[:2] == [(0, "already-replayed"), (1, "publish")]
-    plan = plan_replay(records(), Selection(source_topic="events"), replayed, fix=fix, again=True)
+    assert [o for o, _ in outcomes(plan_republish(records(), window, {}, fix=fix))] == [1, 2]
+    republished = {0: RepublishLedger(1)}
+    plan = plan_republish(
+        records(), Selection(source_topic="events"), republished, fix=fix, spec=SPEC
+    )
+    assert outcomes(plan)[:2] == [(0, "already-republished"), (1, "publish")]
+    plan = plan_republish(
+        records(), Selection(source_topic="events"), republished, fix=fix, again=True
+    )
     assert outcomes(plan)[0] == (0, "publish")
     capped = Selection(source_topic="events", max_records=1)
-    assert outcomes(plan_replay(records(), capped, {}, fix=fix, spec=SPEC)) == [(0, "publish")]
+    assert outcomes(plan_republish(records(), capped, {}, fix=fix, spec=SPEC)) == [(0, "publish")]
 
 
 def test_check_values_uses_the_decoder_then_the_feature_spec() -> None:

@@ -1,34 +1,17 @@
-"""What every long-running processor shares: a stop flag set from signal handlers, the
-partition count of a topic that must exist, and reading confluent-kafka messages."""
+"""Reading confluent-kafka messages: which ones are records, and how many partitions a topic
+has. (The engine-neutral view of a message is :func:`streams.engine.records.consumed`.)"""
 
 from __future__ import annotations
 
 import logging
-import signal
-import threading
 
 from confluent_kafka import Consumer, KafkaError, Message
 from confluent_kafka.admin import AdminClient
 
 from schemas.errors import BrokerError
-from streams.engine.processor import ConsumedRecord
 from streams.observability import ScorerMetrics
 
 log = logging.getLogger(__name__)
-
-
-class Service:
-    """A loop that runs until :meth:`stop` (safe from a signal handler)."""
-
-    def __init__(self) -> None:
-        self._stopping = threading.Event()
-
-    def stop(self, *_: object) -> None:
-        self._stopping.set()
-
-    def install_signal_handlers(self) -> None:
-        signal.signal(signal.SIGTERM, self.stop)
-        signal.signal(signal.SIGINT, self.stop)
 
 
 def partition_count(client: Consumer | AdminClient, topic: str) -> int:
@@ -50,15 +33,3 @@ def usable(message: Message, metrics: ScorerMetrics | None = None) -> bool:
         if metrics is not None:
             metrics.errors.labels("consume").inc()
     return False
-
-
-def consumed(message: Message) -> ConsumedRecord:
-    """The engine-neutral view of a consumed confluent-kafka message."""
-    return ConsumedRecord(
-        message.value(),
-        message.key(),
-        str(message.topic()),
-        int(message.partition() or 0),
-        int(message.offset() or 0),
-        message.timestamp()[1],
-    )

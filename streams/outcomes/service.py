@@ -1,0 +1,224 @@
+"""``scorer monitor`` on Kafka: :class:`~streams.outcomes.owner.MonitorOwner` with
+transactions, checkpoints, restore and signals.
+
+Its outputs (drift alerts, fairness reports, dead letters) and a checkpoint of its state are
+written in Kafka transactions together with the input offsets they cover, every
+``monitor_checkpoint_seconds``. After a crash, the next owner (same transactional id, which
+fences the old one and aborts its open transaction) restores the last checkpoint, rebuilds
+the label join from the decisions and feedback it covers, and reads on from its offsets: a
+read_committed reader sees the alerts an uninterrupted run would have written, once.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from confluent_kafka import OFFSET_BEGINNING, Message, TopicPartition
+
+from models.registry import Registry
+from schemas.contracts import SCHEMA_VERSION
+from streams.engine.processor import dead_letter_outputs
+from streams.engine.records import ConsumedRecord, Output, consumed
+from streams.kafka import clients
+from streams.kafka.messages import partition_count, usable
+from streams.kafka.reader import TopicReader
+from streams.observability import Health, ScorerMetrics
+from streams.outcomes.join import parse_feedback
+from streams.outcomes.label_gate import LabelGate
+from streams.outcomes.owner import MonitorOwner, epoch, record_output
+from streams.runtime import Service
+from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class MonitorService(Service):
+    """:class:`MonitorOwner` on Kafka: transactions, checkpoints, restore, signals."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        registry: Registry | None = None,
+        metrics: ScorerMetrics | None = None,
+        health: Health | None = None,
+    ) -> None:
+        self.settings = settings
+        self.metrics = metrics or ScorerMetrics()
+        self.health = health or Health()
+        self.owner_id = settings.monitor_group_id
+        super().__init__()
+        self.consumer = clients.group_consumer(settings, settings.monitor_group_id)
+        self.partitions = {topic: partition_count(self.consumer, topic) for topic in self._inputs()}
+        self.owner = MonitorOwner(
+            settings,
+            registry or Registry(settings.registry),
+            partition_count(self.consumer, settings.topic_events),
+            self.partitions.get(settings.topic_feedback, 0),
+            self.metrics,
+        )
+        self.producer = clients.transactional_producer(
+            settings,
+            f"{self.owner_id}-owner",
+            **{"linger.ms": 20, "compression.type": "lz4", "message.max.bytes": 16_000_000},
+        )
+        self.positions: dict[tuple[str, int], int] = {}
+        s = settings
+        self.gate = LabelGate(
+            self.consumer,
+            [TopicPartition(s.topic_decisions, p)
+             for p in range(self.partitions.get(s.topic_decisions, 0))],
+            [TopicPartition(s.topic_feedback, p)
+             for p in range(self.partitions.get(s.topic_feedback, 0))],
+        )  # fmt: skip
+
+    def _inputs(self) -> list[str]:
+        s = self.settings
+        topics = [s.topic_monitor_summaries]
+        if s.join_feedback:
+            topics += [s.topic_decisions, s.topic_feedback]
+        return topics
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    def run(self) -> None:
+        self.producer.init_transactions(30)  # fences an older owner, aborts its transaction
+        self._restore()
+        self.consumer.assign(
+            [TopicPartition(t, p, self.positions.get((t, p), OFFSET_BEGINNING))
+             for t, n in self.partitions.items() for p in range(n)]
+        )  # fmt: skip
+        log.info("monitor owner %s reading %s", self.owner_id, ", ".join(self.partitions))
+        self.health.set(True, "")
+        self.producer.begin_transaction()
+        self.gate.seen()  # the restore took its time: the decisions' stall clock starts now
+        last_commit = time.monotonic()
+        try:
+            while not self._stopping.is_set():
+                self.health.heartbeat()
+                self.gate.update()  # labels wait until the decisions are read
+                messages = [
+                    m for m in self.consumer.consume(1000, timeout=0.1) if usable(m, self.metrics)
+                ]
+                if messages:
+                    self._process(messages)
+                if time.monotonic() - last_commit >= self.settings.monitor_checkpoint_seconds:
+                    self._commit()
+                    last_commit = time.monotonic()
+            self._commit(final=True)
+        finally:
+            self.health.set(False, "stopped")
+            self.consumer.close()
+            log.info("monitor owner stopped")
+
+    # --- one batch --------------------------------------------------------------------------
+
+    def _process(self, messages: list[Message]) -> None:
+        s = self.settings
+        by_topic: dict[str, list[ConsumedRecord]] = defaultdict(list)
+        for record in map(consumed, messages):
+            by_topic[record.topic].append(record)
+            self.positions[(record.topic, record.partition)] = record.offset + 1
+        # decisions first, so that a label read in the same batch as its decision joins it
+        decisions = by_topic.get(s.topic_decisions, [])
+        if decisions:
+            self.gate.seen()
+            self.owner.decisions([r.value for r in decisions])
+        records = self.owner.summaries(
+            [r.value for r in by_topic.get(s.topic_monitor_summaries, [])]
+        )
+        outputs: list[Output] = []
+        labels = by_topic.get(s.topic_feedback, [])
+        if labels:
+            label_records, rejects = self.owner.labels(
+                [r.value for r in labels], [r.partition for r in labels], [r.offset for r in labels]
+            )
+            records += label_records
+            outputs += dead_letter_outputs(s, self.metrics, labels, rejects)
+        outputs = [record_output(s, self.metrics, r) for r in records] + outputs
+        for topic, key, value, headers in outputs:
+            self.producer.produce(topic, value, key, headers=headers)
+        self.producer.poll(0)
+
+    # --- checkpoints ------------------------------------------------------------------------
+
+    def _commit(self, final: bool = False) -> None:
+        """Checkpoint and offsets into the open transaction; commit; open the next one."""
+        checkpoint = {
+            "schema_version": SCHEMA_VERSION,
+            "owner": self.owner_id,
+            "offsets": _nested(self.positions),
+            "monitors": self.owner.state(),
+            "written_at": datetime.now(UTC).isoformat(),
+        }
+        self.producer.produce(
+            self.settings.topic_monitor_checkpoints,
+            orjson.dumps(checkpoint, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS),
+            self.owner_id.encode(),
+        )
+        if self.positions:
+            self.producer.send_offsets_to_transaction(
+                [TopicPartition(t, p, o) for (t, p), o in sorted(self.positions.items())],
+                self.consumer.consumer_group_metadata(),
+                30,
+            )
+        self.producer.commit_transaction(60)
+        if not final:
+            self.producer.begin_transaction()
+
+    def _restore(self) -> None:
+        checkpoint = self._last_checkpoint()
+        if checkpoint is None:
+            log.info("no checkpoint for %s: starting from the beginning", self.owner_id)
+            return
+        self.owner.restore(checkpoint["monitors"])
+        for topic, parts in checkpoint["offsets"].items():
+            for partition, offset in parts.items():
+                self.positions[(topic, int(partition))] = int(offset)
+        self._rebuild_join(epoch(checkpoint["written_at"]))
+        log.info(
+            "restored %s from its checkpoint of %s (%d monitor set(s), %d decisions held)",
+            self.owner_id, checkpoint["written_at"], len(checkpoint["monitors"]),
+            len(self.owner.joiner),
+        )  # fmt: skip
+
+    def _last_checkpoint(self) -> dict[str, Any] | None:
+        topic = self.settings.topic_monitor_checkpoints
+        with TopicReader(self.settings) as reader:
+            records = reader.read(topic, reader.latest_ranges(topic, None))
+        found = None
+        for record in records:
+            if record.key == self.owner_id.encode():
+                found = record.value
+        return None if found is None else orjson.loads(found)
+
+    def _rebuild_join(self, written_at: float) -> None:
+        """The label join's state is the decisions (and labels) of the retention before the
+        checkpoint: read them again up to the checkpoint's offsets."""
+        s = self.settings
+        if not s.join_feedback:
+            return
+        horizon_ms = int((written_at - s.feedback_retention_seconds) * 1000)
+        with TopicReader(s) as reader:
+            for topic in (s.topic_decisions, s.topic_feedback):
+                ends = {p: self.positions.get((topic, p), 0) for p in range(self.partitions[topic])}
+                ranges = reader.offset_ranges(topic, ends, since_ms=horizon_ms)
+                values = [r.value for r in reader.records(topic, ranges)]
+                if topic == s.topic_decisions:
+                    self.owner.decisions(values)
+                else:  # mark what was joined before; the records it made are in the checkpoint
+                    accepted, _ = parse_feedback(values)
+                    self.owner.joiner.join(
+                        [(i, f["event_id"], f["label"], f["label_time"]) for i, f in accepted]
+                    )
+
+
+def _nested(positions: dict[tuple[str, int], int]) -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = defaultdict(dict)
+    for (topic, partition), offset in sorted(positions.items()):
+        out[topic][str(partition)] = offset
+    return dict(out)
