@@ -47,10 +47,12 @@ bench: setup  ## benchmarks; the last line is JSON
 	$(BIN)/python tests/bench/bench_monitoring.py
 	$(BIN)/python tests/bench/bench_pipeline.py
 
-lint: setup  ## format check, lint, types
+lint: setup  ## format check, lint, types, layering contracts, declared dependencies
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
+	$(BIN)/deptry .
 
 format: setup  ## apply the formatter and safe fixes
 	$(BIN)/ruff format .

@@ -83,7 +83,39 @@ def _values(rates: GroupRates, key: str, min_count: int) -> dict[str, float]:
 
 
 def _gap(values: dict[str, float]) -> float | None:
-    return max(values.values()) - min(values.values()) if values else None
+    """Highest minus lowest value: defined only between two groups or more."""
+    return max(values.values()) - min(values.values()) if len(values) >= 2 else None
+
+
+_GAP_KEYS = {
+    "demographic_parity_difference": ("selection_rate", "members"),
+    "tpr_gap": ("tpr", "members labelled 0 (the good outcome)"),
+    "fpr_gap": ("fpr", "members labelled 1 (the adverse outcome)"),
+}
+
+
+def undefined_gaps(
+    rates: GroupRates, min_count: int = 1, *, labelled: bool = True
+) -> dict[str, str]:
+    """Why each gap that is None is undefined, by its field name (empty when all are known).
+
+    >>> rates = {"a": {"count": 9, "selection_rate": 0.5, "tpr": 0.5, "fpr": None},
+    ...          "b": {"count": 9, "selection_rate": 0.2, "tpr": None, "fpr": None}}
+    >>> undefined_gaps(rates)["tpr_gap"].endswith("labelled 0 (the good outcome); only a has")
+    True
+    """
+    reasons: dict[str, str] = {}
+    for field, (key, who) in _GAP_KEYS.items():
+        if key != "selection_rate" and not labelled:
+            continue
+        groups = sorted(_values(rates, key, min_count))
+        if len(groups) < 2:
+            have = f"only {', '.join(groups)} has" if groups else "none has"
+            reasons[field] = (
+                f"a gap needs two groups with at least {min_count} event{'s' * (min_count != 1)} "
+                f"and {who}; {have}"
+            )
+    return reasons
 
 
 def reference_group(rates: GroupRates, min_count: int = 1) -> str | None:
@@ -144,5 +176,6 @@ def fairness_summary(
         "demographic_parity_difference": demographic_parity_difference(rates, min_count),
         "tpr_gap": equal_opportunity_difference(rates, min_count),
         "fpr_gap": fpr_difference(rates, min_count),
+        "undefined": undefined_gaps(rates, min_count, labelled=labels is not None),
         "min_group_count": min_count,
     }

@@ -47,7 +47,7 @@ import math
 import re
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Any, Final, Literal, NamedTuple
 
 from pydantic import (
     AfterValidator,
@@ -86,7 +86,35 @@ LINEAGE_HEADERS: Final = (
     "schema_version",
     "scorer_version",
 )
-"""Kafka headers every output record carries, as UTF-8 strings, for lineage."""
+"""Kafka headers of every decision, shadow decision and explanation, as UTF-8 strings."""
+MONITOR_HEADERS: Final = ("model_name", "model_version")
+"""Kafka headers of the monitors' records: drift alerts, fairness reports, monitor summaries."""
+DEAD_LETTER_HEADERS: Final = ("reason", "source_offset")
+"""Kafka headers of a dead letter: its reject reason and the rejected record's offset."""
+MODEL_EVENT_HEADERS: Final = ("model_name", "model_version", "model_sha256", "schema_version")
+"""Kafka headers of a model event; model_version and model_sha256 only when it has them."""
+
+
+class HeaderSet(NamedTuple):
+    """The Kafka headers a record carries: every name, and those always present."""
+
+    names: tuple[str, ...]
+    required: tuple[str, ...]
+
+
+RECORD_HEADERS: Final[dict[str, HeaderSet]] = {
+    "Decision": HeaderSet(LINEAGE_HEADERS, LINEAGE_HEADERS),
+    "Explanation": HeaderSet(LINEAGE_HEADERS, LINEAGE_HEADERS),
+    "DriftAlert": HeaderSet(MONITOR_HEADERS, MONITOR_HEADERS),
+    "FairnessReport": HeaderSet(MONITOR_HEADERS, MONITOR_HEADERS),
+    "MonitorSummary": HeaderSet(MONITOR_HEADERS, MONITOR_HEADERS),
+    "DeadLetter": HeaderSet(DEAD_LETTER_HEADERS, DEAD_LETTER_HEADERS),
+    "ModelEvent": HeaderSet(MODEL_EVENT_HEADERS, ("model_name", "schema_version")),
+    "MonitorCheckpoint": HeaderSet((), ()),
+}
+"""The headers of each contract's records as the scorer produces them, by contract name (the
+``value`` of infra/topics.yaml). Records the scorer only receives (ScoringEvent, Feedback) are
+absent: they carry whatever their upstream producer sends."""
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _JSON_KIND = {
@@ -162,6 +190,11 @@ def _check_sha256(value: str) -> str:
             "sha256", "must be 64 lowercase hexadecimal characters (a sha256 digest)"
         )
     return value
+
+
+def _base64_length(value: str) -> int:
+    """Length of what the (valid, padded) base64 text ``value`` decodes to."""
+    return len(value) // 4 * 3 - value[-2:].count("=")
 
 
 def _check_base64(value: str) -> str:
@@ -502,6 +535,11 @@ class FairnessReport(_Contract):
     ) = None
     tpr_gap: Annotated[float, Strict(), AllowInfNan(False), Field(ge=-1.0, le=1.0)] | None = None
     fpr_gap: Annotated[float, Strict(), AllowInfNan(False), Field(ge=-1.0, le=1.0)] | None = None
+    undefined: dict[FeatureName, Annotated[str, Field(max_length=500)]] = Field(
+        default_factory=dict,
+        description="Why each gap that is null is undefined (e.g. fewer than two groups "
+        "with labelled members), by the gap's field name.",
+    )
     status: Literal["ok", "alert", "insufficient_data"]
     min_group_count: Count
     di_threshold: Annotated[float, Strict(), AllowInfNan(False), Field(gt=0.0, le=1.0)]
@@ -533,7 +571,12 @@ class Feedback(_Contract):
 
 
 class DeadLetter(_Contract):
-    """A rejected input with its reason, its source coordinates and its original bytes."""
+    """A rejected input with its reason, its source coordinates and its original bytes.
+
+    A letter too large for the dead-letter topic is cut (``original_truncated``): it keeps
+    its reason, detail, coordinates and event id, a prefix of the original value, and the
+    length and sha256 of the whole value, so the record can be found and checked upstream.
+    """
 
     schema_version: SchemaVersion = SCHEMA_VERSION
     reason: RejectReason
@@ -542,11 +585,40 @@ class DeadLetter(_Contract):
     source_partition: Count
     source_offset: Count
     source_timestamp_ms: Annotated[int, Strict()] | None = None
-    source_key_b64: Base64 | None = Field(default=None, description="Record key; null if none.")
-    original_value_b64: Base64 = Field(description="Record value; empty for a null value.")
+    source_key_b64: Base64 | None = Field(
+        default=None,
+        description="Record key; null if none (or if a cut letter had no room for it: the "
+        "dead-letter record's own Kafka key is then the original key).",
+    )
+    original_value_b64: Base64 = Field(
+        description="Record value; empty for a null value; only its first bytes if the letter "
+        "was cut (original_truncated)."
+    )
     event_id: Identifier | None = Field(default=None, description="If it could be read.")
     failed_at: Timestamp
     scorer_version: Label
+    original_truncated: Annotated[bool, Strict()] = Field(
+        default=False,
+        description="True if the letter was cut to fit the dead-letter topic: "
+        "original_value_b64 holds a prefix of the value (and source_key_b64 may be null), "
+        "original_size_bytes and original_sha256 describe the whole value. A cut letter "
+        "cannot be republished.",
+    )
+    original_size_bytes: Count | None = Field(
+        default=None, description="Length of the whole original value; set on a cut letter."
+    )
+    original_sha256: Sha256 | None = Field(
+        default=None, description="sha256 of the whole original value; set on a cut letter."
+    )
+
+    @model_validator(mode="after")
+    def _cut_letters_describe_the_original(self) -> DeadLetter:
+        if self.original_truncated:
+            if self.original_size_bytes is None or self.original_sha256 is None:
+                raise ValueError("a cut letter names original_size_bytes and original_sha256")
+            if _base64_length(self.original_value_b64) > self.original_size_bytes:
+                raise ValueError("a cut letter keeps at most original_size_bytes bytes")
+        return self
 
     @classmethod
     def from_raw(
@@ -593,7 +665,8 @@ class DeadLetter(_Contract):
         )
 
     def original_value(self) -> bytes:
-        """The rejected record's value, byte for byte."""
+        """The rejected record's value, byte for byte (its first bytes, if the letter was cut:
+        see ``original_truncated``)."""
         return base64.b64decode(self.original_value_b64)
 
     def source_key(self) -> bytes | None:

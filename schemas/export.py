@@ -6,6 +6,9 @@ in other languages generate code from them. The AsyncAPI document describes ever
 topics whose records come from outside (events, feedback, model events) and *sends* on all
 the others. Channel ids are the topic ids of topics.yaml; a channel's address is the topic
 name actually configured (``SCORER_TOPIC_*``). Every ``$ref`` points inside the document.
+Each message the scorer produces declares exactly the Kafka headers it carries
+(``schemas.contracts.RECORD_HEADERS``, schema ``<Contract>Headers``); records that come
+from outside (events, feedback) declare none, since they carry whatever upstream sends.
 
 >>> from schemas.contracts import Feedback
 >>> schema = json_schema(Feedback)
@@ -27,7 +30,7 @@ from typing import Any, Final, Protocol
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from schemas.contracts import CONTRACTS, LINEAGE_HEADERS, SCHEMA_VERSION
+from schemas.contracts import CONTRACTS, RECORD_HEADERS, SCHEMA_VERSION, HeaderSet
 from schemas.errors import ScorerError, TopicSpecError
 from schemas.version import SCORER_VERSION
 
@@ -37,7 +40,8 @@ ASYNCAPI_VERSION: Final = "3.0.0"
 KAFKA_BINDING_VERSION: Final = "0.5.0"
 RECEIVED_CONTRACTS: Final = frozenset({"ScoringEvent", "Feedback", "ModelEvent"})
 """Records the scorer consumes from outside; it produces every other contract."""
-HEADERS_SCHEMA: Final = "LineageHeaders"
+HEADERS_SCHEMA_SUFFIX: Final = "Headers"
+"""The headers schema of contract ``X`` is ``components/schemas/XHeaders``."""
 
 _HEADER_DESCRIPTIONS: Final = {
     "event_id": "event_id of the input event the record derives from",
@@ -46,6 +50,8 @@ _HEADER_DESCRIPTIONS: Final = {
     "model_sha256": "sha256 of the model artifact, 64 lowercase hex characters",
     "schema_version": "schema_version of the record's value, a decimal integer",
     "scorer_version": "version of the scorer that produced the record",
+    "reason": "reject reason of the dead letter, as its reason field",
+    "source_offset": "offset of the rejected record in its source topic, a decimal integer",
 }
 # Kafka binding 0.5.0 types these topic configurations; others stay in topics.yaml only.
 _INT_TOPIC_CONFIGS: Final = (
@@ -136,14 +142,29 @@ def _summary(contract: type[BaseModel]) -> str:
     return (contract.__doc__ or contract.__name__).strip().splitlines()[0]
 
 
-def _headers_schema() -> dict[str, Any]:
+def headers_schema_name(contract: str) -> str:
+    """The components/schemas name of the headers schema of ``contract``'s records."""
+    return contract + HEADERS_SCHEMA_SUFFIX
+
+
+def _headers_schema(contract: str, headers: HeaderSet) -> dict[str, Any]:
+    if not headers.names:
+        description = f"{contract} records carry no Kafka headers."
+    else:
+        description = f"Kafka headers of {contract} records, as UTF-8 strings"
+        optional = [name for name in headers.names if name not in headers.required]
+        if optional:
+            description += f" ({', '.join(optional)} only when known)"
+        description += "; no others."
     return {
         "type": "object",
-        "description": "Lineage headers of every record the scorer sends, as UTF-8 strings.",
+        "description": description,
         "properties": {
             name: {"type": "string", "description": _HEADER_DESCRIPTIONS[name]}
-            for name in LINEAGE_HEADERS
+            for name in headers.names
         },
+        "required": list(headers.required),
+        "additionalProperties": False,
     }
 
 
@@ -169,14 +190,10 @@ def build_asyncapi(topics: Sequence[DeclaredTopic], settings: ExportSettings) ->
         [(contract, "validation") for contract in CONTRACTS.values()], ref_template=ref_template
     )
     schemas: dict[str, Any] = dict(definitions.get("$defs", {}))
-    schemas[HEADERS_SCHEMA] = _headers_schema()
 
     keys_by_contract: dict[str, set[str]] = {}
-    sent = set()
     for topic in topics:
         keys_by_contract.setdefault(topic.value, set()).add(topic.key)
-        if topic.value not in RECEIVED_CONTRACTS:
-            sent.add(topic.value)
 
     messages: dict[str, Any] = {}
     channels: dict[str, Any] = {}
@@ -198,8 +215,10 @@ def build_asyncapi(topics: Sequence[DeclaredTopic], settings: ExportSettings) ->
                 }
             },
         }
-        if topic.value in sent:
-            message["headers"] = {"$ref": _pointer("components", "schemas", HEADERS_SCHEMA)}
+        if topic.value in RECORD_HEADERS:
+            schema_name = headers_schema_name(topic.value)
+            schemas[schema_name] = _headers_schema(topic.value, RECORD_HEADERS[topic.value])
+            message["headers"] = {"$ref": _pointer("components", "schemas", schema_name)}
         messages[message_id] = message
 
         where = f"topic {topic.id!r}"

@@ -15,30 +15,21 @@ import orjson
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
 
-from schemas.contracts import ModelEvent
+from schemas.contracts import MODEL_EVENT_HEADERS, ModelEvent
 from streams.kafka import clients
 from streams.settings import Settings
 
 _PROBE_SLICE_S: Final = 0.25
-_FATAL_PROBE_ERRORS: Final = frozenset(
-    {
-        KafkaError._ALL_BROKERS_DOWN,
-        KafkaError._AUTHENTICATION,
-        KafkaError._RESOLVE,
-        KafkaError._SSL,
-    }
-)
 
 
 def event_headers(event: ModelEvent) -> list[tuple[str, str | bytes | None]]:
     """Lineage headers of a ModelEvent record (model_version only when the event has one)."""
-    headers: list[tuple[str, str | bytes | None]] = [("model_name", event.model_name.encode())]
-    if event.version is not None:
-        headers.append(("model_version", str(event.version).encode()))
-    if event.sha256 is not None:
-        headers.append(("model_sha256", event.sha256.encode()))
-    headers.append(("schema_version", str(event.schema_version).encode()))
-    return headers
+    values = (event.model_name, event.version, event.sha256, event.schema_version)
+    return [
+        (name, str(value).encode())
+        for name, value in zip(MODEL_EVENT_HEADERS, values, strict=True)
+        if value is not None
+    ]
 
 
 def publish_model_event(settings: Settings, event: ModelEvent, timeout: float = 5.0) -> str | None:
@@ -88,7 +79,7 @@ def _probe(
             metadata = admin.list_topics(timeout=slice_s)
         except KafkaException as exc:
             admin.poll(0)
-            fatal = [e for e in errors if e.code() in _FATAL_PROBE_ERRORS]
+            fatal = [e for e in errors if e.code() in clients.UNREACHABLE]
             if fatal or time.monotonic() >= deadline:
                 detail = _detail(errors) or f"{bootstrap}: {_first_line(exc)}"
                 return f"broker not reachable: {detail}"

@@ -37,6 +37,11 @@ class ScorerMetrics:
             "scorer_dlq_total", "Records sent to the dead-letter topic, by reason.", ["reason"],
             registry=r,
         )  # fmt: skip
+        self.dlq_truncated = Counter(
+            "scorer_dlq_truncated_total",
+            "Dead letters cut to the DLQ size budget (a prefix of the original bytes kept), "
+            "by reason.", ["reason"], registry=r,
+        )  # fmt: skip
         self.errors = Counter(
             "scorer_errors_total", "Errors by kind (delivery, commit, model_load, ...).", ["kind"],
             registry=r,

@@ -85,6 +85,15 @@ class Settings(BaseModel):
     monitor_idle_seconds: float | None = Field(default=None, gt=0.0)
     join_feedback: bool = True
     feedback_retention_seconds: float = Field(default=86_400.0, gt=0.0)
+    dlq_max_bytes: int | None = Field(
+        default=None,
+        ge=16 * 1024,
+        le=64 * 1024 * 1024,
+        description="Largest dead letter (record value plus key) sent to the DLQ topic; a "
+        "larger one is cut to fit (streams.core.dead_letter_size). Unset: 63/64 of the DLQ "
+        "topic's max.message.bytes, read when an engine starts, or 2,064,384 bytes (that of "
+        "infra/topics.yaml's 2 MiB) if it cannot be read; a set value is lowered to that too.",
+    )
 
     @model_validator(mode="after")
     def _default_bootstrap(self) -> Settings:

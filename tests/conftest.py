@@ -1,5 +1,9 @@
 """Shared fixtures.
 
+Models: ``train_model`` trains an Agrawal model once per session for each (kind, rows, seed,
+classification function) a test asks for; ``register_models`` registers trained models as the
+versions of one name, in a fresh registry or the test's own (:mod:`tests.support.models`).
+
 Integration tests (marked ``kafka``) get a real Apache Kafka broker from the session-scoped
 ``kafka_bootstrap`` fixture: the local broker started once per run in a temporary folder on a
 free port, or the cluster named by ``KAFKA_BOOTSTRAP_SERVERS``. Factory fixtures hand out
@@ -9,18 +13,61 @@ uniquely named topics and consumer groups, so tests never share state.
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from models.manifest import ModelKind
+from models.registry import Registry
+from models.training import TrainedModel
 from streams.kafka.localbroker import LocalBroker, free_port_pair
+from tests.support.kafka import unique
+from tests.support.models import Registered, RegisterModels, TrainModel, register, train_agrawal
 
 
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+@pytest.fixture(scope="session")
+def train_model() -> TrainModel:
+    """``train_model(kind="logistic", *, rows, seed, classification_function=None)``: the
+    model trained on those Agrawal rows, once per session (callers must not change it)."""
+    trained: dict[tuple[object, ...], TrainedModel] = {}
+
+    def get(
+        kind: ModelKind = "logistic",
+        *,
+        rows: int,
+        seed: int,
+        classification_function: int | None = None,
+    ) -> TrainedModel:
+        key = (kind, rows, seed, classification_function)
+        if key not in trained:
+            trained[key] = train_agrawal(
+                kind, rows=rows, seed=seed, classification_function=classification_function
+            )
+        return trained[key]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def register_models(tmp_path_factory: pytest.TempPathFactory) -> RegisterModels:
+    """``register_models(*trained, name="loans", registry=None, champion=None, actor="test")``:
+    each trained model as the next version of ``name`` in ``registry`` (a fresh one when
+    None), the champion alias on version ``champion`` if given."""
+
+    def create(
+        *trained: TrainedModel,
+        name: str = "loans",
+        registry: Registry | None = None,
+        champion: int | None = None,
+        actor: str = "test",
+    ) -> list[Registered]:
+        if registry is None:
+            registry = Registry(tmp_path_factory.mktemp("registry"))
+        return register(registry, *trained, name=name, champion=champion, actor=actor)
+
+    return create
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,7 @@ from schemas.errors import ConfigError
 from streams.dlq.fix import Fix
 from streams.dlq.plan import Candidate, Outcome, Selection
 from streams.dlq.republish import DEFAULT_GROUP, Republisher, RepublishRun
+from streams.kafka.clients import require_broker
 from streams.settings import load_settings
 
 _EPILOG = """\
@@ -94,6 +95,7 @@ def _republish(args: argparse.Namespace) -> int:
     settings = load_settings(model=args.model)
     selection = _selection(args, settings.topic_events)
     fix = Fix.load(args.fix) if args.fix else None
+    require_broker(settings)  # one line, before the republisher's clients are made
     registry = Registry(settings.registry)
     spec = registry.manifest(settings.model, registry.resolve(settings.model)).feature_spec
     republisher = Republisher(settings, group=args.group)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from schemas.errors import ConfigError
+from streams.kafka.clients import require_broker
 from streams.learning.learner import LearnerService
 from streams.settings import load_settings
 
@@ -37,6 +38,7 @@ def _learn(args: argparse.Namespace) -> int:
     if args.max_versions is not None and args.max_versions < 1:
         raise ConfigError("--max-versions must be at least 1")
     settings = load_settings(model=args.model, registry=args.registry)
+    require_broker(settings)  # one line, before the service's clients are made
     service = LearnerService(settings, settings.model, args.every)
     service.install_signal_handlers()
     versions = service.run(max_versions=args.max_versions)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
+from streams.kafka.clients import require_broker
 from streams.observability import Health, ScorerMetrics, serve_http
 from streams.outcomes.service import MonitorService
 from streams.settings import load_settings
@@ -47,6 +48,7 @@ def _monitor(args: argparse.Namespace) -> int:
         monitor_group_id=args.group_id, monitor_window_seconds=args.window_seconds,
         monitor_checkpoint_seconds=args.checkpoint_seconds, registry=args.registry,
     )  # fmt: skip
+    require_broker(settings)  # one line, before the service's clients are made
     metrics, health = ScorerMetrics(), Health()
     if args.metrics_port is not None and args.metrics_port >= 0:
         server = serve_http(metrics, health, args.metrics_port)

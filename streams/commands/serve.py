@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import logging
 
+from streams.engine.base import Engine
 from streams.engine.native import NativeEngine
+from streams.kafka.clients import require_broker
 from streams.observability import Health, ScorerMetrics, serve_http
 from streams.settings import load_settings
 
@@ -51,22 +53,25 @@ def _serve(args: argparse.Namespace) -> int:
         max_wait_ms=args.max_wait_ms, registry=args.registry, exactly_once=args.exactly_once,
         metrics_port=metrics_port if metrics_port is None or metrics_port >= 0 else None,
     )  # fmt: skip
+    require_broker(settings)  # one line, before any client of the engine is made
     log.info("kafka: %s", settings.redacted_kafka_config())
     metrics, health = ScorerMetrics(), Health()
     if metrics_port is None or metrics_port >= 0:
         server = serve_http(metrics, health, settings.metrics_port)
         log.info("metrics and health on port %d", server.server_address[1])
+    engine: Engine
     if args.engine == "faust":
         from streams.engine.faust_engine import FaustEngine  # faust loads only when asked
 
-        return FaustEngine(
+        engine = FaustEngine(
             settings, model_name=settings.model, exactly_once=settings.exactly_once,
             metrics=metrics, health=health,
-        ).run()  # fmt: skip
-    engine = NativeEngine(
-        settings, model_name=settings.model, exactly_once=settings.exactly_once,
-        metrics=metrics, health=health,
-    )  # fmt: skip
-    engine.install_signal_handlers()
-    engine.run()
-    return 0
+        )  # fmt: skip
+    else:
+        native = NativeEngine(
+            settings, model_name=settings.model, exactly_once=settings.exactly_once,
+            metrics=metrics, health=health,
+        )  # fmt: skip
+        native.install_signal_handlers()  # a Faust worker installs its own
+        engine = native
+    return engine.run() or 0

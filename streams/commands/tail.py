@@ -98,9 +98,14 @@ def _fairness(r: dict[str, Any]) -> str:
 
 
 def _dead_letter(d: dict[str, Any]) -> str:
+    cut = (
+        f"  [cut: record of {d['original_size_bytes']} bytes]"
+        if d.get("original_truncated")
+        else ""
+    )
     return (
         f"{d['failed_at']}  {d['reason']:<17} {d['source_topic']}[{d['source_partition']}]"
-        f"@{d['source_offset']}  {d['detail'][:120]}"
+        f"@{d['source_offset']}  {d['detail'][:120]}{cut}"
     )
 
 

@@ -85,6 +85,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--register", action="store_true", help="store the trained model")
     parser.add_argument(
+        "--champion",
+        action="store_true",
+        help="with --register: make the new version champion when NAME has no champion yet "
+        "(a first version; later ones go through `scorer models promote` and its gates)",
+    )
+    parser.add_argument(
+        "--if-missing",
+        action="store_true",
+        help="with --register: do nothing (exit 0) when NAME already has a champion, so a "
+        "bootstrap step (e.g. compose's model-init) can run on every start",
+    )
+    parser.add_argument(
         "--registry",
         type=Path,
         default=None,
@@ -95,7 +107,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=_train)
 
 
-def _dataset(args: argparse.Namespace) -> Dataset:
+def training_data(args: argparse.Namespace) -> Dataset:
+    """The rows ``scorer train`` fits on, as its arguments ``args`` ask."""
     if args.rows is not None and args.rows < 1:
         raise ConfigError(f"--rows must be at least 1, got {args.rows}")
     if args.dataset == "agrawal":
@@ -152,19 +165,29 @@ def _train(args: argparse.Namespace) -> int:
         raise ConfigError(
             f"invalid model name {args.name!r}: letters, digits, '_', '.', '-' (at most 64)"
         )
+    if (args.champion or args.if_missing) and not args.register:
+        raise ConfigError("--champion and --if-missing apply with --register only")
     console = Console(stderr=True)
     registry = None
     parent = None
+    champion: int | None = None
     if args.register:
         from models.registry import Registry  # only a registering run needs the registry
 
         registry = Registry(args.registry or load_settings().registry)
         versions = registry.versions(args.name)
         parent = versions[-1] if versions else None
+        champion = registry.aliases(args.name).get("champion") if versions else None
+        if args.if_missing and champion is not None:
+            print(
+                f"{args.name} already has champion v{champion} in {registry.root}: "
+                "nothing trained (--if-missing)"
+            )
+            return 0
     steps = len(STEPS) if args.register else len(STEPS) - 1
     with _progress(console, steps) as report:
         report("generate", f"dataset {args.dataset}")
-        dataset = _dataset(args)
+        dataset = training_data(args)
         trained = train(
             dataset,
             args.model,
@@ -182,6 +205,17 @@ def _train(args: argparse.Namespace) -> int:
                 kind=trained.kind,
                 manifest_fields=trained.manifest_fields,
             )
+            if args.champion and champion is None:
+                from streams.release.promotion import actor_name
+
+                registry.set_alias(
+                    args.name,
+                    "champion",
+                    manifest.version,
+                    actor=actor_name(),
+                    reason="first champion (scorer train --champion)",
+                )
+                champion = manifest.version
     if args.json:
         out: dict[str, Any] = dict(trained.summary)
         if manifest is not None:
@@ -190,6 +224,7 @@ def _train(args: argparse.Namespace) -> int:
                 "version": manifest.version,
                 "sha256": manifest.artifact.sha256,
                 "registry": str(registry.root) if registry else None,
+                "champion": champion == manifest.version,
             }
         print(json.dumps(out, indent=2))
         return 0
@@ -199,6 +234,13 @@ def _train(args: argparse.Namespace) -> int:
             f"registered {manifest.name} version {manifest.version} in {registry.root} "
             f"(artifact sha256 {manifest.artifact.sha256})"
         )
+        if champion == manifest.version:
+            print(f"{manifest.name} version {manifest.version} is champion")
+        elif args.champion:
+            print(
+                f"champion stays v{champion}: promote with "
+                f"`scorer models promote {manifest.name} {manifest.version}`"
+            )
     else:
         print("not registered: nothing was written (pass --register to store this model)")
     return 0

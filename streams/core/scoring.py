@@ -6,6 +6,12 @@ dicts shaped like :class:`schemas.contracts.Decision` and :class:`~schemas.contr
 (the tests validate them against those contracts), so that engines can serialise them with
 orjson without constructing pydantic objects on the hot path.
 
+Reason codes are the principal reasons of an adverse decision: the features that pushed its
+log-odds up the most (at most :data:`~schemas.contracts.MAX_REASON_CODES`), each carrying a
+material share of the adverse push, that is at least :data:`REASON_MIN_SHARE` of the sum of
+the event's positive contributions and never less than :data:`REASON_MIN_LOG_ODDS`. Fewer
+reasons are given rather than a meaningless one; a decline with no material push has none.
+
 An event that does not fit the model's feature spec becomes a :class:`Reject` with a specific
 reason; the rest of its batch is scored. If the model itself fails on the batch, the batch
 is split in halves until the failing events are isolated, so one poisonous event cannot take
@@ -30,6 +36,10 @@ from models.scoring_model import ScoringModel
 from schemas.contracts import MAX_REASON_CODES, MAX_TOP_FEATURES, SCHEMA_VERSION, RejectReason
 
 _SORTED = orjson.OPT_SORT_KEYS
+REASON_MIN_SHARE = 0.05
+"""A reason carries at least this share of the sum of the event's positive contributions."""
+REASON_MIN_LOG_ODDS = 0.01
+"""... and at least this much log-odds, whatever the share."""
 
 
 @dataclass
@@ -48,6 +58,16 @@ class ScoredBatch:
 def input_hash(features: Mapping[str, Any]) -> str:
     """sha256 of the features as canonical JSON (sorted keys): equal inputs, equal hashes."""
     return hashlib.sha256(orjson.dumps(features, option=_SORTED)).hexdigest()
+
+
+def material_floor(per_feature: np.ndarray) -> np.ndarray:
+    """Per row, the smallest contribution that is a principal reason (see module doc).
+
+    >>> material_floor(np.array([[2.0, 1.0, 0.05, -3.0], [0.001, 0.0, 0.0, 0.0]])).tolist()
+    [0.1525, 0.01]
+    """
+    pushed_up = np.where(per_feature > 0.0, per_feature, 0.0).sum(axis=1)
+    return np.maximum(REASON_MIN_SHARE * pushed_up, REASON_MIN_LOG_ODDS)
 
 
 def _sigmoid(raw: np.ndarray) -> np.ndarray:
@@ -144,12 +164,13 @@ def _build(
         values = per_feature.tolist()
         adverse = [i for i, label in enumerate(labels) if label in ADVERSE_DECISIONS]
         order_list = order.tolist()
+        floors = material_floor(per_feature).tolist()
         for i in adverse:
-            row = values[i]
+            row, floor = values[i], floors[i]
             reasons[i] = [
                 {"code": codes[j], "feature": names[j], "text": texts[j], "contribution": row[j]}
                 for j in order_list[i]
-                if row[j] > 0.0
+                if row[j] >= floor
             ]
         base = float(explained.base_value)
         method = explained.method

@@ -4,7 +4,10 @@ Each selected dead letter gets one :class:`Outcome`. Its original bytes (or, wit
 the edited bytes) are checked exactly as the scorer would check them: the real decoder
 (:func:`streams.core.decode.decode_events`) and the serving model's feature spec. Only
 records that pass are published; the others stay in the DLQ, unrepublished, with the reason
-they would be rejected again, so a better fix can republish them later.
+they would be rejected again, so a better fix can republish them later. A letter that was cut
+to fit the DLQ (``original_truncated``) holds only the first bytes of its record: it is never
+republished (a prefix is not the record) and is listed as ``truncated``, with the length and
+sha256 of the whole record, to be sent again from upstream.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ class Outcome(StrEnum):
     FIX_FAILED = "fix-failed"
     ALREADY_REPUBLISHED = "already-republished"
     UNREADABLE = "unreadable"
+    TRUNCATED = "truncated"
 
 
 @dataclass(frozen=True)
@@ -117,6 +121,15 @@ def _read(record: DlqRecord) -> DeadLetter | str:
         return f"not a dead letter: {exc.errors()[0]['msg']}"
 
 
+def _cut(letter: DeadLetter) -> str:
+    kept = len(letter.original_value())
+    return (
+        f"the dead letter was cut to fit the DLQ: it keeps {kept} of the record's "
+        f"{letter.original_size_bytes} bytes (sha256 {letter.original_sha256}); "
+        "send the record again from upstream"
+    )
+
+
 def plan_republish(
     records: Sequence[DlqRecord],
     selection: Selection,
@@ -144,6 +157,9 @@ def plan_republish(
         ledger = ledgers.get(record.partition)
         if not again and ledger is not None and ledger.contains(record.offset):
             candidates.append(Candidate(*where, Outcome.ALREADY_REPUBLISHED, letter))
+            continue
+        if letter.original_truncated:
+            candidates.append(Candidate(*where, Outcome.TRUNCATED, letter, detail=_cut(letter)))
             continue
         value = letter.original_value()
         if fix is not None:

@@ -39,6 +39,10 @@ What faust-streaming guarantees, and what this engine adds:
   ``--engine faust --exactly-once`` is refused; use the native engine for transactions.
 - Faust reads with aiokafka at ``read_uncommitted``: records of aborted upstream
   transactions are scored too (the native engine reads ``read_committed``).
+- aiokafka refuses to send a record over its ``max_request_size`` (1 MiB by default), which
+  would stop the worker on the dead letter of a large record. The producer is allowed the
+  dead letters' size budget instead (:func:`producer_max_request_size`), and a letter over
+  the budget is cut to fit by the processor, as in the native engine.
 
 Configuration is the same :class:`~streams.settings.Settings`: the Faust app id is the
 consumer group (``SCORER_GROUP_ID``), the broker is ``KAFKA_BOOTSTRAP_SERVERS`` (or the local
@@ -75,6 +79,11 @@ log = logging.getLogger(__name__)
 UNSUPPORTED_PREFIXES = ("security.", "sasl.", "ssl.")
 """librdkafka settings aiokafka cannot take over; refused rather than dropped."""
 EXIT_BATCH_FAILED = 1
+AIOKAFKA_MAX_REQUEST_BYTES = 1_048_576
+"""aiokafka's default ``max_request_size``: it refuses any larger record before sending it."""
+RECORD_FRAMING_BYTES = 1024
+"""What aiokafka adds to a record's key and value when it measures it: batch header, lengths,
+and the dead letter's two headers."""
 
 
 class FaustEngine:
@@ -107,6 +116,7 @@ class FaustEngine:
         partition_count(admin_client(settings), settings.topic_events)  # a clear error if missing
         scoring = build_scoring(settings, model_name, self.metrics, registry)
         self.models, self.processor = scoring.models, scoring.processor
+        self.dlq_max_bytes = scoring.dlq_max_bytes
         self._positions: dict[tuple[str, int], int] = {}
         self.app = self._app()
         self.events = self.app.topic(
@@ -130,6 +140,7 @@ class FaustEngine:
             producer_acks=-1,
             producer_linger_ms=5,
             producer_max_batch_size=512 * 1024,
+            producer_max_request_size=producer_max_request_size(self.dlq_max_bytes),
             stream_wait_empty=True,
             worker_redirect_stdouts=False,
         )
@@ -208,6 +219,17 @@ class FaustEngine:
             high = consumer.highwater(tp)
             if position is not None and high is not None and high >= 0:
                 self.metrics.lag.labels(tp.topic, str(tp.partition)).set(max(0, high - position))
+
+
+def producer_max_request_size(dlq_max_bytes: int) -> int:
+    """The largest record the Faust producer sends: any dead letter within the budget (the
+    native engine's producer takes up to 64 MiB; the topics decide), never less than
+    aiokafka's default.
+
+    >>> producer_max_request_size(2_064_384), producer_max_request_size(16_384)
+    (2065408, 1048576)
+    """
+    return max(AIOKAFKA_MAX_REQUEST_BYTES, dlq_max_bytes + RECORD_FRAMING_BYTES)
 
 
 def faust_record(message: Any) -> ConsumedRecord:

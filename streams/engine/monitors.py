@@ -28,7 +28,7 @@ import orjson
 
 from models.scoring_model import ScoringModel
 from streams.core.scoring import ScoredBatch
-from streams.engine.records import Headers, Output
+from streams.engine.records import Output, model_headers
 from streams.monitoring.batch import ObservedBatch
 from streams.monitoring.config import MonitorConfig
 from streams.monitoring.monitor_set import MonitorSet
@@ -90,10 +90,7 @@ class EngineMonitors:
             log.exception("monitoring failed on a batch; scoring continues")
             self.metrics.errors.labels("monitoring").inc()
             return []
-        headers: Headers = [
-            ("model_name", model.manifest.name.encode()),
-            ("model_version", str(model.manifest.version).encode()),
-        ]
+        headers = model_headers(model.manifest.name, model.manifest.version)
         key = model.manifest.name.encode()
         return [(self.settings.topic_monitor_summaries, key, orjson.dumps(export), headers)]
 

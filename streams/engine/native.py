@@ -28,8 +28,8 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, Final
 
 from confluent_kafka import (
     OFFSET_BEGINNING,
@@ -44,7 +44,7 @@ from confluent_kafka import (
 from models.registry import Registry
 from streams.engine.base import build_scoring
 from streams.engine.delivery import BatchDelivery, DeliveryLedger, RetryBackoff
-from streams.engine.records import Output, consumed
+from streams.engine.records import ConsumedRecord, Output, consumed
 from streams.kafka import clients
 from streams.kafka.messages import partition_count, usable
 from streams.observability import Health, ScorerMetrics
@@ -59,6 +59,14 @@ SHUTDOWN_COMMIT_S = 30.0
 """Longest wait for the final commit and leaving the group when stopping."""
 UNACKNOWLEDGED_AFTER_S = 30.0
 """Outputs waiting longer than this for the broker make the engine report itself not ready."""
+PRODUCER_THROUGHPUT: Final[dict[str, Any]] = {
+    "batch.num.messages": 10_000,
+    "compression.type": "lz4",
+    "queue.buffering.max.messages": 1_000_000,
+    "message.max.bytes": MAX_OUTPUT_BYTES,
+}
+"""What the engine adds to the producer preset: large lz4 batches and a deep local queue (outputs
+are produced asynchronously, never flushed per batch), and room for the largest output."""
 
 
 class NativeEngine(Service):
@@ -93,12 +101,7 @@ class NativeEngine(Service):
             scoring.processor,
         )
         self.consumer = clients.group_consumer(
-            settings,
-            settings.group_id,
-            **{
-                "enable.auto.offset.store": False,
-                "fetch.wait.max.ms": max(1, settings.max_wait_ms),
-            },
+            settings, settings.group_id, **consumer_overrides(settings)
         )
         partition_count(self.consumer, settings.topic_events)  # a clear error if missing
         self.producer = self._producer()
@@ -106,21 +109,10 @@ class NativeEngine(Service):
             self.producer.init_transactions(30)
 
     def _producer(self) -> Producer:
-        throughput: dict[str, Any] = {
-            "batch.num.messages": 10_000,
-            "compression.type": "lz4",
-            "queue.buffering.max.messages": 1_000_000,
-            "message.max.bytes": MAX_OUTPUT_BYTES,
-        }
         if not self.exactly_once:
-            return clients.producer(self.settings, **throughput)
-        # A static member (group.instance.id) keeps one transactional.id across restarts, so a
-        # restarted process fences its crashed predecessor and aborts its open transaction at
-        # once instead of waiting for the transaction timeout.
-        instance = self.settings.kafka_extra.get("group.instance.id")
-        suffix = instance or uuid.uuid4().hex[:12]
+            return clients.producer(self.settings, **PRODUCER_THROUGHPUT)
         return clients.transactional_producer(
-            self.settings, f"{self.settings.group_id}-{suffix}", **throughput
+            self.settings, transactional_id(self.settings), **PRODUCER_THROUGHPUT
         )
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -187,9 +179,7 @@ class NativeEngine(Service):
         records = [consumed(m) for m in messages]
         outputs = self.processor.process(records)
 
-        last: dict[tuple[str, int], int] = {}
-        for record in records:
-            last[(record.topic, record.partition)] = record.offset
+        last = last_offsets(records)
         oldest = min(r.timestamp_ms for r in records) / 1000.0
         if self.exactly_once:
             self._produce_transaction(outputs, last)
@@ -230,9 +220,8 @@ class NativeEngine(Service):
         try:
             self.producer.begin_transaction()
             self._produce(outputs, on_delivery)
-            offsets = [TopicPartition(t, p, o + 1) for (t, p), o in last.items()]
             self.producer.send_offsets_to_transaction(
-                offsets, self.consumer.consumer_group_metadata(), 30
+                transaction_offsets(last), self.consumer.consumer_group_metadata(), 30
             )
             if failures:
                 raise KafkaException(KafkaError(KafkaError._FAIL, failures[0]))
@@ -295,10 +284,9 @@ class NativeEngine(Service):
         self._released.update(offsets)
         if wait:
             offsets = self._released
-        offsets = {tp: o for tp, o in offsets.items() if tp in self._assigned}
-        if not offsets:
+        positions = commit_positions(offsets, self._assigned)
+        if not positions:
             return
-        positions = [TopicPartition(t, p, o) for (t, p), o in offsets.items()]
         try:
             if wait:
                 self.consumer.commit(offsets=positions, asynchronous=False)
@@ -319,8 +307,7 @@ class NativeEngine(Service):
         self._rewind_pending = True
         try:
             for tp in self.consumer.committed(assigned, timeout=30) if assigned else []:
-                offset = tp.offset if tp.offset >= 0 else OFFSET_BEGINNING
-                self.consumer.seek(TopicPartition(tp.topic, tp.partition, offset))
+                self.consumer.seek(TopicPartition(tp.topic, tp.partition, rewind_offset(tp.offset)))
         except KafkaException as exc:
             delay = self._backoff.fail()
             log.error("cannot rewind (%s): retry in %.1fs", exc.args[0], delay)
@@ -338,8 +325,9 @@ class NativeEngine(Service):
         partitions = [TopicPartition(t, p) for t, p in self._assigned]
         for tp in self.consumer.position(partitions):
             _, high = self.consumer.get_watermark_offsets(tp, cached=True)
-            if tp.offset >= 0 and high >= 0:
-                self.metrics.lag.labels(tp.topic, str(tp.partition)).set(max(0, high - tp.offset))
+            lag = partition_lag(tp.offset, high)
+            if lag is not None:
+                self.metrics.lag.labels(tp.topic, str(tp.partition)).set(lag)
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._assigned.update((tp.topic, tp.partition) for tp in partitions)
@@ -355,6 +343,86 @@ class NativeEngine(Service):
         for tp in partitions:
             self._assigned.discard((tp.topic, tp.partition))
             self._released.pop((tp.topic, tp.partition), None)
+
+
+# -- the pure parts: client settings and offset arithmetic -------------------------------------
+
+
+def consumer_overrides(settings: Settings) -> dict[str, Any]:
+    """What the engine adds to the group consumer preset: offsets are never stored
+    automatically (the engine commits only what is delivered), and the broker answers a fetch
+    within the batch wait (at least 1 ms).
+
+    >>> consumer_overrides(Settings(max_wait_ms=0))["fetch.wait.max.ms"]
+    1
+    """
+    return {
+        "enable.auto.offset.store": False,
+        "fetch.wait.max.ms": max(1, settings.max_wait_ms),
+    }
+
+
+def transactional_id(settings: Settings) -> str:
+    """The exactly-once producer's transactional id, ``{group_id}-{suffix}``.
+
+    A static member (``group.instance.id``) keeps one transactional id across restarts, so a
+    restarted process fences its crashed predecessor and aborts its open transaction at once
+    instead of waiting for the transaction timeout; without one the suffix is random.
+
+    >>> transactional_id(Settings(group_id="scorer", kafka_extra={"group.instance.id": "a"}))
+    'scorer-a'
+    """
+    instance = settings.kafka_extra.get("group.instance.id")
+    suffix = instance or uuid.uuid4().hex[:12]
+    return f"{settings.group_id}-{suffix}"
+
+
+def last_offsets(records: Iterable[ConsumedRecord]) -> dict[tuple[str, int], int]:
+    """The offset of each partition's last record in a batch (in consumption order)."""
+    last: dict[tuple[str, int], int] = {}
+    for record in records:
+        last[(record.topic, record.partition)] = record.offset
+    return last
+
+
+def transaction_offsets(last: dict[tuple[str, int], int]) -> list[TopicPartition]:
+    """The input offsets a batch's transaction commits: the next record to read, last + 1.
+
+    >>> [(tp.topic, tp.partition, tp.offset) for tp in transaction_offsets({("events", 2): 41})]
+    [('events', 2, 42)]
+    """
+    return [TopicPartition(t, p, o + 1) for (t, p), o in last.items()]
+
+
+def commit_positions(
+    offsets: dict[tuple[str, int], int], assigned: set[tuple[str, int]]
+) -> list[TopicPartition]:
+    """The commit request for released ``offsets``: only partitions still assigned (a revoked
+    partition's offsets are its new owner's to commit)."""
+    return [TopicPartition(t, p, o) for (t, p), o in offsets.items() if (t, p) in assigned]
+
+
+def rewind_offset(committed: int) -> int:
+    """Where a rewound partition resumes: its committed offset, or its beginning when the
+    group has committed none (a negative, logical offset), as ``auto.offset.reset=earliest``
+    starts a new group.
+
+    >>> rewind_offset(17), rewind_offset(-1001) == OFFSET_BEGINNING
+    (17, True)
+    """
+    return committed if committed >= 0 else OFFSET_BEGINNING
+
+
+def partition_lag(position: int, high_watermark: int) -> int | None:
+    """Records behind the partition's end, or None while either offset is not known yet
+    (librdkafka reports an unknown offset as a negative number).
+
+    >>> partition_lag(90, 100), partition_lag(-1001, 100), partition_lag(100, 100)
+    (10, None, 0)
+    """
+    if position < 0 or high_watermark < 0:
+        return None
+    return max(0, high_watermark - position)
 
 
 def _give_up_committing() -> None:

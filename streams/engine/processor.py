@@ -29,11 +29,13 @@ import orjson
 
 from models.featurespec import Reject
 from models.scoring_model import ScoringModel
+from schemas.contracts import DEAD_LETTER_HEADERS
 from schemas.version import SCORER_VERSION
+from streams.core.dead_letter_size import dlq_budget, fit_dead_letter
 from streams.core.decode import dead_letter, decode_events
 from streams.core.scoring import ScoredBatch, score_batch
 from streams.engine.monitors import EngineMonitors
-from streams.engine.records import ConsumedRecord, Output, lineage_headers
+from streams.engine.records import EVENT_ID_HEADER, ConsumedRecord, Output, lineage_headers
 from streams.observability import ScorerMetrics
 from streams.settings import Settings
 
@@ -41,6 +43,7 @@ if TYPE_CHECKING:
     from streams.engine.model_watch import ServingModels
 
 _DUMPS = orjson.dumps
+_REASON_HEADER, _OFFSET_HEADER = DEAD_LETTER_HEADERS
 
 
 class BatchProcessor:
@@ -85,7 +88,7 @@ class BatchProcessor:
         headers = lineage_headers(serving.champion)
         for decision, explanation in zip(scored.decisions, scored.explanations, strict=True):
             key = decision["entity_id"].encode()
-            event_headers = [("event_id", decision["event_id"].encode()), *headers]
+            event_headers = [(EVENT_ID_HEADER, decision["event_id"].encode()), *headers]
             outputs.append((settings.topic_decisions, key, _DUMPS(decision), event_headers))
             outputs.append((settings.topic_explanations, key, _DUMPS(explanation), event_headers))
         if shadow is not None and serving.challenger is not None:
@@ -96,7 +99,7 @@ class BatchProcessor:
                         settings.topic_decisions_shadow,
                         decision["entity_id"].encode(),
                         _DUMPS(decision),
-                        [("event_id", decision["event_id"].encode()), *shadow_headers],
+                        [(EVENT_ID_HEADER, decision["event_id"].encode()), *shadow_headers],
                     )
                 )
         rejects = [(r.index, r.reason, r.detail) for r in decoded.rejects]
@@ -142,8 +145,11 @@ def dead_letter_outputs(
     records: Sequence[ConsumedRecord],
     rejects: Sequence[tuple[int, Any, str]],
 ) -> list[Output]:
-    """One dead-letter output per ``(index into records, reason, detail)``, counted."""
+    """One dead-letter output per ``(index into records, reason, detail)``, counted; a letter
+    over the size budget (``settings.dlq_max_bytes``, see :mod:`streams.core.dead_letter_size`)
+    is cut to fit, and counted as cut."""
     outputs: list[Output] = []
+    max_bytes = dlq_budget(settings.dlq_max_bytes, None)
     for index, reason, detail in rejects:
         source = records[index]
         letter = dead_letter(
@@ -156,13 +162,19 @@ def dead_letter_outputs(
             timestamp_ms=source.timestamp_ms,
             scorer_version=SCORER_VERSION,
         )
+        fitted = fit_dead_letter(letter, key=source.key, original=source.value, max_bytes=max_bytes)
         outputs.append(
             (
                 settings.topic_dlq,
-                source.key,
-                _DUMPS(letter),
-                [("reason", str(reason).encode()), ("source_offset", str(source.offset).encode())],
+                fitted.key,
+                fitted.value,
+                [
+                    (_REASON_HEADER, str(reason).encode()),
+                    (_OFFSET_HEADER, str(source.offset).encode()),
+                ],
             )
         )
         metrics.dlq.labels(str(reason)).inc()
+        if fitted.truncated:
+            metrics.dlq_truncated.labels(str(reason)).inc()
     return outputs

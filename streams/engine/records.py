@@ -6,20 +6,28 @@ dead letter looks the same whoever built it:
 - :class:`ConsumedRecord`: one consumed record, whatever client consumed it (:func:`consumed`
   builds it from a confluent-kafka message);
 - :data:`Output`: one record to produce, ``(topic, key, value, headers)``;
-- :func:`lineage_headers`: the headers naming the model and code behind an output.
+- :func:`lineage_headers`: the headers naming the model and code behind an output;
+- :func:`model_headers`: the headers naming the model behind a monitor's record.
+
+Header names are those of ``schemas.contracts.RECORD_HEADERS``, which the AsyncAPI export
+declares.
 """
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 
 from models.scoring_model import ScoringModel
-from schemas.contracts import SCHEMA_VERSION
+from schemas.contracts import LINEAGE_HEADERS, MONITOR_HEADERS, SCHEMA_VERSION
 from schemas.version import SCORER_VERSION
 
 Headers = list[tuple[str, str | bytes | None]]
 Output = tuple[str, bytes | None, bytes, Headers]
 """One record to produce: topic, key, value, headers."""
+
+EVENT_ID_HEADER: Final = LINEAGE_HEADERS[0]
+"""The first lineage header, naming the input event; :func:`lineage_headers` gives the rest."""
+_MODEL_LINEAGE: Final = LINEAGE_HEADERS[1:]
 
 
 class ConsumedRecord(NamedTuple):
@@ -36,13 +44,14 @@ class ConsumedRecord(NamedTuple):
 def lineage_headers(model: ScoringModel) -> Headers:
     """Headers every output of ``model`` carries, after its event_id header."""
     ref = model.ref
-    return [
-        ("model_name", ref["name"].encode()),
-        ("model_version", str(ref["version"]).encode()),
-        ("model_sha256", ref["sha256"].encode()),
-        ("schema_version", str(SCHEMA_VERSION).encode()),
-        ("scorer_version", SCORER_VERSION.encode()),
-    ]
+    values = (ref["name"], str(ref["version"]), ref["sha256"], str(SCHEMA_VERSION), SCORER_VERSION)
+    return [(name, value.encode()) for name, value in zip(_MODEL_LINEAGE, values, strict=True)]
+
+
+def model_headers(name: str, version: object) -> Headers:
+    """Headers of a monitor's record (drift alert, fairness report, monitor summary)."""
+    values = (name, str(version))
+    return [(header, value.encode()) for header, value in zip(MONITOR_HEADERS, values, strict=True)]
 
 
 def consumed(message: Any) -> ConsumedRecord:

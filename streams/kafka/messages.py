@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from confluent_kafka import Consumer, KafkaError, Message
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message
 from confluent_kafka.admin import AdminClient
 
 from schemas.errors import BrokerError
@@ -15,8 +15,14 @@ log = logging.getLogger(__name__)
 
 
 def partition_count(client: Consumer | AdminClient, topic: str) -> int:
-    """Partitions of ``topic``; BrokerError naming the fix when it does not exist."""
-    found = client.list_topics(topic, timeout=30).topics.get(topic)
+    """Partitions of ``topic``; BrokerError naming the fix when it does not exist, and in
+    one line when the broker does not answer."""
+    try:
+        found = client.list_topics(topic, timeout=30).topics.get(topic)
+    except KafkaException as exc:
+        error = exc.args[0] if exc.args else exc
+        reason = error.str() if isinstance(error, KafkaError) else str(error)
+        raise BrokerError(f"cannot read the partitions of {topic!r}: {reason}") from exc
     if found is None or found.error is not None or not found.partitions:
         raise BrokerError(f"topic {topic!r} is missing; run `scorer topics apply`")
     return len(found.partitions)

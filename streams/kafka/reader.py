@@ -31,7 +31,7 @@ import orjson
 from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
 
 from schemas.errors import BrokerError
-from streams.kafka.clients import reader_consumer
+from streams.kafka.clients import first_metadata, reader_consumer
 from streams.settings import Settings
 
 READ_TIMEOUT_S: Final = 30.0
@@ -39,9 +39,6 @@ READ_TIMEOUT_S: Final = 30.0
 CONNECT_TIMEOUT_S: Final = 10.0
 """How long the first metadata request may take before no broker is said to answer."""
 _SLICE_S: Final = 0.5
-_UNREACHABLE: Final = frozenset(
-    {KafkaError._ALL_BROKERS_DOWN, KafkaError._AUTHENTICATION, KafkaError._RESOLVE, KafkaError._SSL}
-)
 
 Ranges = Mapping[int, tuple[int, int]]
 """Per partition, the offsets ``[start, end)`` to read."""
@@ -92,17 +89,10 @@ class TopicReader:
 
     def partitions(self, topic: str, *, required: bool = True) -> list[int] | None:
         """The partitions of ``topic``; None when it does not exist and is not required."""
-        deadline = time.monotonic() + min(self.timeout, CONNECT_TIMEOUT_S)
-        while True:
-            try:
-                metadata = self.consumer.list_topics(topic, timeout=_SLICE_S)
-                break
-            except KafkaException as exc:
-                self.consumer.poll(0)  # serves error_cb
-                if any(e.code() in _UNREACHABLE for e in self._errors) or (
-                    time.monotonic() > deadline
-                ):
-                    raise BrokerError(f"no broker answers at {self.bootstrap}") from exc
+        timeout = min(self.timeout, CONNECT_TIMEOUT_S)
+        metadata = first_metadata(self.consumer, self._errors, timeout, topic)
+        if metadata is None:
+            raise BrokerError(f"no broker answers at {self.bootstrap}")
         found = metadata.topics.get(topic)
         if found is None or found.error is not None or not found.partitions:
             if required:

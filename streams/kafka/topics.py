@@ -8,7 +8,8 @@ resolved through the settings object (``topic_events`` -> ``SCORER_TOPIC_EVENTS`
 ``apply_topics`` creates missing topics, adds partitions where the spec asks for more, and
 sets the configuration values the spec lists. It never deletes a topic, never lowers a
 partition count (Kafka cannot) and leaves unlisted configuration alone, so a second run
-changes nothing and says so.
+changes nothing and says so. ``max_message_bytes`` reads back the one setting the engines
+size their output by: the largest record a topic accepts (the dead letters' budget).
 """
 
 from __future__ import annotations
@@ -182,6 +183,18 @@ def _await_visible(admin: AdminClient, names: list[str]) -> None:
         if time.monotonic() > deadline:
             raise TopicSpecError(f"topics not served by the broker after creation: {pending}")
         time.sleep(0.1)
+
+
+def max_message_bytes(admin: AdminClient, topic: str, timeout: float = 10.0) -> int | None:
+    """The ``max.message.bytes`` the broker applies to ``topic`` (the topic's own value, or
+    the broker's default), or None when it cannot be read: no such topic, no right to
+    describe its configuration, or no answer within ``timeout``."""
+    resource = ConfigResource(ResourceType.TOPIC, topic)
+    try:
+        future = admin.describe_configs([resource], request_timeout=timeout)[resource]
+        return int(future.result(timeout=timeout)["max.message.bytes"].value)
+    except (KafkaException, TimeoutError, KeyError, TypeError, ValueError):
+        return None
 
 
 def _update(admin: AdminClient, spec: TopicSpec, partitions: int) -> list[TopicChange]:

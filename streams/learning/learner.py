@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import orjson
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Message, TopicPartition
 
+from models.manifest import ModelManifest
 from models.online import OnlineLearner
 from models.registry import Registry
 from schemas.contracts import ModelEvent
@@ -98,38 +100,23 @@ class LearnerService(Service):
 
     def _process(self, messages: list[Message]) -> None:
         s = self.settings
-        by_topic: dict[str, list[Message]] = {}
+        by_topic: dict[str, list[bytes | None]] = {}
         for message in messages:
-            by_topic.setdefault(str(message.topic()), []).append(message)
-        events = by_topic.get(s.topic_events, [])
-        decisions = by_topic.get(s.topic_decisions, [])
+            by_topic.setdefault(str(message.topic()), []).append(message.value())
+        events, decisions = by_topic.get(s.topic_events, []), by_topic.get(s.topic_decisions, [])
+        labels = by_topic.get(s.topic_feedback, [])
         if events or decisions:
             self.gate.seen()
-        if events:
-            self.learner.remember_events(decode_events([m.value() for m in events]).events)
-        if decisions:
-            self.learner.remember_decisions([orjson.loads(m.value() or b"{}") for m in decisions])
-        labels = by_topic.get(s.topic_feedback, [])
-        if labels:
-            accepted, _ = parse_feedback([m.value() for m in labels])  # the owner DLQs the rest
-            self.learned_since += self.learner.learn(
-                [(f["event_id"], f["label"]) for _, f in accepted]
-            )
-            if self.learned_since >= self.every:
-                self._register()
+        self.learned_since += learn_batch(self.learner, events, decisions, labels)
+        if labels and self.learned_since >= self.every:
+            self._register()
 
     def _register(self) -> None:
         source = f"online:{self.settings.topic_feedback}"
-        fields = self.learner.version_fields(self.parent, source)
-        if fields is None:
+        manifest = register_learned(self.registry, self.learner, self.name, self.parent, source)
+        if manifest is None:
             return  # one class only so far: keep learning
-        manifest = self.registry.register(
-            self.learner.model, name=self.name, kind="river-logistic", manifest_fields=fields
-        )
-        reason = (
-            f"online learning: {self.learned_since} labels after v{self.parent}; "
-            f"prequential ROC AUC {manifest.metrics['roc_auc']:.3f}; not promoted"
-        )
+        reason = registered_reason(manifest, self.learned_since)
         problem = publish_model_event(
             self.settings,
             ModelEvent(event_type="registered", model_name=self.name, version=manifest.version,
@@ -146,3 +133,48 @@ class LearnerService(Service):
             self.consumer.commit(offsets=read, asynchronous=False)
         self.parent, self.learned_since = manifest.version, 0
         self.registered.append(manifest.version)
+
+
+def learn_batch(
+    learner: OnlineLearner,
+    events: Sequence[bytes | None],
+    decisions: Sequence[bytes | None],
+    labels: Sequence[bytes | None],
+) -> int:
+    """Feed one batch's record values to ``learner``; the number of labels learned.
+
+    The events' features and the decisions' input hashes are remembered first, so that a
+    label read in the same batch as its event and decision is learned. Invalid events and
+    labels are skipped (the scorer and the monitor owner dead-letter them).
+    """
+    if events:
+        learner.remember_events(decode_events(events).events)
+    if decisions:
+        learner.remember_decisions([orjson.loads(value or b"{}") for value in decisions])
+    if not labels:
+        return 0
+    accepted, _ = parse_feedback(labels)
+    return learner.learn([(f["event_id"], f["label"]) for _, f in accepted])
+
+
+def register_learned(
+    registry: Registry, learner: OnlineLearner, name: str, parent: int, source: str
+) -> ModelManifest | None:
+    """Register the learned copy as the next version of ``name``, a child of ``parent`` with
+    the prequential metrics of the labels learned since the last version; None while those
+    labels hold only one class (no ROC AUC yet: the caller keeps learning and tries again).
+    Nothing is promoted."""
+    fields = learner.version_fields(parent, source)
+    if fields is None:
+        return None
+    return registry.register(
+        learner.model, name=name, kind="river-logistic", manifest_fields=fields
+    )
+
+
+def registered_reason(manifest: ModelManifest, learned: int) -> str:
+    """The reason a learned version's ``registered`` ModelEvent gives."""
+    return (
+        f"online learning: {learned} labels after v{manifest.training.parent_version}; "
+        f"prequential ROC AUC {manifest.metrics['roc_auc']:.3f}; not promoted"
+    )

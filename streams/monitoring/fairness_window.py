@@ -35,6 +35,7 @@ from models.fairness import (
     equal_opportunity_difference,
     fpr_difference,
     reference_group,
+    undefined_gaps,
 )
 from models.policy import ADVERSE_DECISIONS
 from schemas.contracts import SCHEMA_VERSION
@@ -142,6 +143,7 @@ class FairnessMonitor:
             "demographic_parity_difference": demographic_parity_difference(rates, minimum),
             "tpr_gap": equal_opportunity_difference(rates, minimum) if labelled else None,
             "fpr_gap": fpr_difference(rates, minimum) if labelled else None,
+            "undefined": undefined_gaps(rates, minimum, labelled=labelled),
             "status": status,
             "min_group_count": minimum,
             "di_threshold": self.di_threshold,

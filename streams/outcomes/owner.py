@@ -41,7 +41,7 @@ from models.registry import Registry
 from schemas.contracts import RejectReason
 from schemas.errors import ScorerError
 from streams.engine.monitors import monitor_config
-from streams.engine.records import Headers, Output
+from streams.engine.records import Output, model_headers
 from streams.monitoring.batch import LabelledBatch
 from streams.monitoring.monitor_set import MonitorSet
 from streams.monitoring.summary import Stream
@@ -86,18 +86,19 @@ class MonitorOwner:
         """Merge summary exports in order; the records of the windows they made final."""
         records: list[dict[str, Any]] = []
         for value in values:
-            try:
+            try:  # one unusable summary is skipped and counted; it never stops the owner
                 export = orjson.loads(value or b"null")
                 key = (str(export["model"]["name"]), int(export["model"]["version"]))
                 monitors = self._for(key)
+                if self._replayed(key, export):
+                    self.skipped_summaries += 1
+                    continue
+                records += monitors.merge_summary(export)
+                self._note_merged(key, export)
             except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, ScorerError) as exc:
                 log.error("summary skipped: %s", exc)
                 self.metrics.errors.labels("monitor_summary").inc()
                 continue
-            if self._replayed(key, export):
-                self.skipped_summaries += 1
-                continue
-            records += monitors.merge_summary(export)
             records += self._move_idle(monitors, "events")
         return records
 
@@ -181,19 +182,17 @@ class MonitorOwner:
     def _replayed(self, key: ModelKey, export: dict[str, Any]) -> bool:
         """True when every offset of the export was merged before (a re-scored batch)."""
         merged = self.merged_offsets[key]
-        highs = {
-            int(p): int(o)
-            for p, o in export["streams"].get("events", {}).get("high_offsets", {}).items()
-        }
         lows: dict[int, int] = {}
         for window in export["streams"].get("events", {}).get("windows", []):
             for p, (low, _) in window["offsets"].items():
                 lows[int(p)] = min(lows.get(int(p), low), low)
-        if lows and all(low <= merged.get(p, -1) for p, low in lows.items()):
-            return True
-        for p, high in highs.items():
-            merged[p] = max(merged.get(p, -1), high)
-        return False
+        return bool(lows) and all(low <= merged.get(p, -1) for p, low in lows.items())
+
+    def _note_merged(self, key: ModelKey, export: dict[str, Any]) -> None:
+        """Remember the highest offsets an export that was merged covered."""
+        merged = self.merged_offsets[key]
+        for p, high in export["streams"].get("events", {}).get("high_offsets", {}).items():
+            merged[int(p)] = max(merged.get(int(p), -1), int(high))
 
     def _move_idle(self, monitors: MonitorSet, stream: Stream) -> list[dict[str, Any]]:
         clock = monitors.clocks[stream]
@@ -223,8 +222,5 @@ def record_output(settings: Settings, metrics: ScorerMetrics, record: dict[str, 
     else:
         topic, key = settings.topic_fairness_reports, record["attribute"]
         metrics.fairness.labels(record["attribute"], record.get("status", "?")).inc()
-    headers: Headers = [
-        ("model_name", str(record["model"]["name"]).encode()),
-        ("model_version", str(record["model"]["version"]).encode()),
-    ]
+    headers = model_headers(str(record["model"]["name"]), record["model"]["version"])
     return (topic, key.encode(), orjson.dumps(record), headers)

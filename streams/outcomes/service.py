@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -118,29 +119,15 @@ class MonitorService(Service):
     # --- one batch --------------------------------------------------------------------------
 
     def _process(self, messages: list[Message]) -> None:
-        s = self.settings
         by_topic: dict[str, list[ConsumedRecord]] = defaultdict(list)
         for record in map(consumed, messages):
             by_topic[record.topic].append(record)
             self.positions[(record.topic, record.partition)] = record.offset + 1
-        # decisions first, so that a label read in the same batch as its decision joins it
-        decisions = by_topic.get(s.topic_decisions, [])
-        if decisions:
+        if by_topic.get(self.settings.topic_decisions):
             self.gate.seen()
-            self.owner.decisions([r.value for r in decisions])
-        records = self.owner.summaries(
-            [r.value for r in by_topic.get(s.topic_monitor_summaries, [])]
-        )
-        outputs: list[Output] = []
-        labels = by_topic.get(s.topic_feedback, [])
-        if labels:
-            label_records, rejects = self.owner.labels(
-                [r.value for r in labels], [r.partition for r in labels], [r.offset for r in labels]
-            )
-            records += label_records
-            outputs += dead_letter_outputs(s, self.metrics, labels, rejects)
-        outputs = [record_output(s, self.metrics, r) for r in records] + outputs
-        for topic, key, value, headers in outputs:
+        for topic, key, value, headers in batch_outputs(
+            self.settings, self.metrics, self.owner, by_topic
+        ):
             self.producer.produce(topic, value, key, headers=headers)
         self.producer.poll(0)
 
@@ -148,16 +135,9 @@ class MonitorService(Service):
 
     def _commit(self, final: bool = False) -> None:
         """Checkpoint and offsets into the open transaction; commit; open the next one."""
-        checkpoint = {
-            "schema_version": SCHEMA_VERSION,
-            "owner": self.owner_id,
-            "offsets": _nested(self.positions),
-            "monitors": self.owner.state(),
-            "written_at": datetime.now(UTC).isoformat(),
-        }
         self.producer.produce(
             self.settings.topic_monitor_checkpoints,
-            orjson.dumps(checkpoint, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS),
+            checkpoint_value(self.owner_id, self.positions, self.owner.state(), datetime.now(UTC)),
             self.owner_id.encode(),
         )
         if self.positions:
@@ -176,9 +156,7 @@ class MonitorService(Service):
             log.info("no checkpoint for %s: starting from the beginning", self.owner_id)
             return
         self.owner.restore(checkpoint["monitors"])
-        for topic, parts in checkpoint["offsets"].items():
-            for partition, offset in parts.items():
-                self.positions[(topic, int(partition))] = int(offset)
+        self.positions.update(checkpoint_positions(checkpoint))
         self._rebuild_join(epoch(checkpoint["written_at"]))
         log.info(
             "restored %s from its checkpoint of %s (%d monitor set(s), %d decisions held)",
@@ -217,7 +195,64 @@ class MonitorService(Service):
                     )
 
 
+def batch_outputs(
+    settings: Settings,
+    metrics: ScorerMetrics,
+    owner: MonitorOwner,
+    by_topic: Mapping[str, Sequence[ConsumedRecord]],
+) -> list[Output]:
+    """What one batch of the owner's inputs makes: the alert and report records of the windows
+    it made final, then a dead letter per rejected label (with the label's own bytes and
+    coordinates). Decisions go first, so that a label read in the same batch as its decision
+    joins it."""
+    decisions = by_topic.get(settings.topic_decisions, [])
+    if decisions:
+        owner.decisions([r.value for r in decisions])
+    records = owner.summaries([r.value for r in by_topic.get(settings.topic_monitor_summaries, [])])
+    dead_letters: list[Output] = []
+    labels = by_topic.get(settings.topic_feedback, [])
+    if labels:
+        label_records, rejects = owner.labels(
+            [r.value for r in labels], [r.partition for r in labels], [r.offset for r in labels]
+        )
+        records += label_records
+        dead_letters = dead_letter_outputs(settings, metrics, labels, rejects)
+    return [record_output(settings, metrics, r) for r in records] + dead_letters
+
+
+def checkpoint_value(
+    owner_id: str,
+    positions: dict[tuple[str, int], int],
+    monitors: list[dict[str, Any]],
+    written_at: datetime,
+) -> bytes:
+    """The checkpoint record: the owner's monitor state (:meth:`MonitorOwner.state`) and the
+    input positions it covers, as JSON (window counts may be numpy values)."""
+    checkpoint = {
+        "schema_version": SCHEMA_VERSION,
+        "owner": owner_id,
+        "offsets": _nested(positions),
+        "monitors": monitors,
+        "written_at": written_at.isoformat(),
+    }
+    return orjson.dumps(checkpoint, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS)
+
+
+def checkpoint_positions(checkpoint: dict[str, Any]) -> dict[tuple[str, int], int]:
+    """The input positions (next offset to read) a parsed checkpoint covers."""
+    return {
+        (topic, int(partition)): int(offset)
+        for topic, parts in checkpoint["offsets"].items()
+        for partition, offset in parts.items()
+    }
+
+
 def _nested(positions: dict[tuple[str, int], int]) -> dict[str, dict[str, int]]:
+    """Positions by topic, then partition (as text: JSON keys), in partition order.
+
+    >>> _nested({("feedback", 10): 4, ("feedback", 2): 9, ("decisions", 0): 1})
+    {'decisions': {'0': 1}, 'feedback': {'2': 9, '10': 4}}
+    """
     out: dict[str, dict[str, int]] = defaultdict(dict)
     for (topic, partition), offset in sorted(positions.items()):
         out[topic][str(partition)] = offset

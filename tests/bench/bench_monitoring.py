@@ -25,7 +25,7 @@ from models.datasets import agrawal, agrawal_stream
 from models.manifest import ModelManifest
 from models.training import train
 from streams.monitoring import LabelledBatch, MonitorConfig, MonitorSet, ObservedBatch
-from tests.unit.test_monitoring_synthetic import NUMERIC, SyntheticModel
+from tests.support.synthetic import NUMERIC, SyntheticModel
 
 DETECTORS = (("adwin", drift.ADWIN), ("ddm", drift.binary.DDM), ("kswin", drift.KSWIN))
 CONFIG = MonitorConfig(window_seconds=50.0, lateness_seconds=5.0, event_partitions=4)

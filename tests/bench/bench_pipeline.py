@@ -9,7 +9,7 @@ side in one run, on one broker:
    whose outputs were all acknowledged: the engine's at-least-once pattern. Two variants:
    the *ceiling* (the engine's producer settings, librdkafka's consumer defaults for
    prefetching, the commit sent without blocking), and the engine's *own loop* (the
-   engine's consumer and producer settings, taken from ``NativeEngine``, and its blocking
+   engine's consumer and producer settings, built as ``NativeEngine`` builds them, and its blocking
    commit after each batch), which shows what the engine's transport choices cost;
 2. the native engine (``scorer serve`` as a subprocess, its default settings) with a
    logistic model and explanations;
@@ -536,15 +536,13 @@ def engine_client_configs(
     bootstrap: str, engine_env: dict[str, str]
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The native engine's own consumer and producer settings (at-least-once)."""
-    from types import SimpleNamespace
-
-    from streams.engine.native import NativeEngine
+    from streams.engine.native import PRODUCER_THROUGHPUT, consumer_overrides
+    from streams.kafka.clients import group_consumer_config, producer_config
     from streams.settings import load_settings
 
     settings = load_settings({"KAFKA_BOOTSTRAP_SERVERS": bootstrap, **engine_env})
-    engine = SimpleNamespace(settings=settings, exactly_once=False)
-    consumer = NativeEngine._consumer_config(engine)  # type: ignore[arg-type]
-    producer = NativeEngine._producer_config(engine)  # type: ignore[arg-type]
+    consumer = group_consumer_config(settings, settings.group_id, **consumer_overrides(settings))
+    producer = producer_config(settings, **PRODUCER_THROUGHPUT)
     consumer["max_batch"], consumer["max_wait_ms"] = settings.max_batch, settings.max_wait_ms
     return consumer, producer
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
-from tests.integration.conftest import ScorerSetup
+from tests.support.scorer import ScorerSetup
 
 
 def test_demo_trains_serves_and_alerts(scorer_setup: ScorerSetup) -> None:
@@ -24,3 +25,13 @@ def test_demo_trains_serves_and_alerts(scorer_setup: ScorerSetup) -> None:
     alerted = int(summary.split(" dead letters, ")[1].split(" drift")[0])
     assert alerted >= 1, out[-3000:]
     assert "feature:loan" in out
+    # the final figures are the run's own (mean throughput, whole-run latency), never zero
+    # (off a terminal the live view's last line has no newline: the line may follow it)
+    runs = [line.split("run: ", 1)[1] for line in out.splitlines() if "run: " in line]
+    assert len(runs) == 1, out[-3000:]
+    run = runs[0]
+    figures = re.search(r"throughput ([\d,]+) /s \(mean\), end-to-end p50 / p99 (\d+) / (\d+)", run)
+    assert figures, run
+    rate, p50, p99 = (int(g.replace(",", "")) for g in figures.groups())
+    assert rate > 0 and p99 > 0 and p50 <= p99, run
+    assert "11,880 decisions" in run

@@ -11,7 +11,7 @@ import orjson
 
 from models.datasets import agrawal_stream
 from schemas.contracts import DriftAlert, FairnessReport
-from tests.integration.conftest import ScorerSetup
+from tests.support.scorer import ScorerSetup
 
 
 def test_loan_shift_raises_one_alert_per_episode_then_a_resolution(

@@ -20,9 +20,8 @@ import orjson
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-from models.datasets import agrawal, agrawal_events
+from models.datasets import agrawal_events
 from models.scoring_model import ScoringModel
-from models.training import train
 from schemas.contracts import LINEAGE_HEADERS, ModelEvent
 from streams.engine.model_watch import ServingModels
 from streams.engine.native import consumed
@@ -30,8 +29,10 @@ from streams.engine.processor import BatchProcessor, ConsumedRecord, Output
 from streams.model_events import publish_model_event
 from streams.observability import ScorerMetrics
 from streams.settings import load_settings
-from tests.integration.conftest import ScorerSetup, event_ids
-from tests.integration.test_native_engine import committed_equals_end, mixed_stream
+from tests.support.kafka import group_offsets, read_to_end
+from tests.support.models import RegisterModels, TrainModel
+from tests.support.scorer import ScorerSetup, committed_equals_end, event_ids, mixed_stream
+from tests.support.waiting import wait_until
 
 VOLATILE = {"scored_at", "latency_ms", "failed_at"}
 """Fields that differ between two runs over the same input: times of the run."""
@@ -102,15 +103,8 @@ def expected_outputs(setup: ScorerSetup, records: list[ConsumedRecord]) -> list[
 
 def committed(setup: ScorerSetup) -> dict[int, int]:
     """The scorer group's committed offset per events partition (absent: not committed)."""
-    consumer = Consumer({"bootstrap.servers": setup.bootstrap,
-                         "group.id": setup.env["SCORER_GROUP_ID"]})  # fmt: skip
-    try:
-        topic = setup.topics["events"]
-        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        offsets = consumer.committed([TopicPartition(topic, p) for p in partitions], timeout=10)
-        return {tp.partition: tp.offset for tp in offsets if tp.offset >= 0}
-    finally:
-        consumer.close()
+    offsets = group_offsets(setup.bootstrap, setup.env["SCORER_GROUP_ID"], setup.topics["events"])
+    return {p: o.committed for p, o in offsets.items() if o.committed >= 0}
 
 
 def test_both_engines_write_the_same_outputs(scorer_setup: ScorerSetup, engine: str) -> None:
@@ -128,11 +122,10 @@ def test_both_engines_write_the_same_outputs(scorer_setup: ScorerSetup, engine: 
                 and counts["events.dlq"] >= invalid)  # fmt: skip
 
     messages = scorer_setup.read(reader, complete)
-    time.sleep(2)  # anything extra would arrive now
-    messages += [m for m in reader.consume(10_000, timeout=2) if m.error() is None]
-    reader.close()
     process.send_signal(signal.SIGTERM)
     assert process.wait(60) == 0
+    messages += read_to_end(reader)  # all it wrote: anything extra is there now
+    reader.close()
     assert committed_equals_end(scorer_setup)
 
     actual = by_identity((topics[m.topic()], m.key(), m.value(), m.headers()) for m in messages)
@@ -160,11 +153,13 @@ def test_both_engines_write_the_same_outputs(scorer_setup: ScorerSetup, engine: 
 
 
 def test_promotion_mid_stream_switches_once_per_partition(
-    scorer_setup: ScorerSetup, engine: str
+    scorer_setup: ScorerSetup,
+    engine: str,
+    train_model: TrainModel,
+    register_models: RegisterModels,
 ) -> None:
-    challenger = train(agrawal(3000, seed=77), "logistic", seed=77)
-    v2 = scorer_setup.registry.register(challenger.estimator, name="loans", kind="logistic",
-                                        manifest_fields=challenger.manifest_fields)  # fmt: skip
+    challenger = train_model(rows=3000, seed=77)
+    (v2,) = register_models(challenger, registry=scorer_setup.registry)
     events = list(agrawal_events(12_000, seed=45, run_id="swap"))
     first, second = events[:6_000], events[6_000:]
     source: dict[str, tuple[int, int]] = {}
@@ -181,18 +176,17 @@ def test_promotion_mid_stream_switches_once_per_partition(
     problem = publish_model_event(
         load_settings(scorer_setup.env),
         ModelEvent(event_type="promoted", model_name="loans", version=v2.version, alias="champion",
-                   previous_version=1, sha256=v2.artifact.sha256, actor="test",
+                   previous_version=1, sha256=v2.manifest.artifact.sha256, actor="test",
                    occurred_at=datetime.now(UTC)),
     )  # fmt: skip
     assert problem is None
     scorer_setup.produce([(e["entity_id"].encode(), orjson.dumps(e)) for e in second],
                          partition_of=lambda i: i % 3)  # fmt: skip
     seen += scorer_setup.read(reader, lambda m: len(seen) + len(m) >= len(events))
-    time.sleep(1)
-    seen += [m for m in reader.consume(10_000, timeout=2) if m.error() is None]
-    reader.close()
     process.send_signal(signal.SIGTERM)
     assert process.wait(60) == 0
+    seen += read_to_end(reader)  # all it wrote: a decision scored twice is there now
+    reader.close()
 
     by_partition: dict[int, list[tuple[int, int]]] = defaultdict(list)
     for message in seen:
@@ -223,11 +217,9 @@ def test_offsets_commit_only_after_outputs_are_written(
     by_position = {(i % 3, i // 3): value for i, (_, value) in enumerate(records)}
     process = scorer_setup.serve("--max-batch", "100", engine=engine)
 
-    deadline = time.monotonic() + 180
-    while not committed(scorer_setup):  # wait for a first commit, then kill mid-stream
-        assert time.monotonic() < deadline, "nothing was committed"
-        scorer_setup.check_alive()
-        time.sleep(0.2)
+    # a first commit, then a kill mid-stream
+    wait_until(lambda: bool(committed(scorer_setup)), "a first commit", timeout=180,
+               engines=[scorer_setup], every=0.2)  # fmt: skip
     process.send_signal(signal.SIGKILL)
     process.wait(30)
     offsets = committed(scorer_setup)

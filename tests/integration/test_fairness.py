@@ -13,7 +13,7 @@ from models.datasets import agrawal_stream
 from models.scoring_model import ScoringModel
 from schemas.contracts import FairnessReport
 from streams.core.scoring import score_batch
-from tests.integration.conftest import ScorerSetup
+from tests.support.scorer import ScorerSetup
 
 WINDOW = 500  # events per 5 s window at one event every 10 ms
 

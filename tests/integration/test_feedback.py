@@ -11,7 +11,7 @@ from confluent_kafka import Producer
 
 from models.datasets import agrawal_stream
 from schemas.contracts import DeadLetter, DriftAlert
-from tests.integration.conftest import ScorerSetup
+from tests.support.scorer import ScorerSetup
 
 
 def test_labels_join_and_concept_drift_recommends_retraining(scorer_setup: ScorerSetup) -> None:

@@ -15,12 +15,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import orjson
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient
+from confluent_kafka import Consumer, Producer
 
 from models.datasets import agrawal_stream
-from tests.conftest import unique
-from tests.integration.conftest import ScorerSetup
+from tests.support.kafka import group_offsets, unique, wait_for_members
+from tests.support.scorer import ScorerSetup
+from tests.support.waiting import wait_until
 
 OWN_TOPICS = ("decisions", "explanations", "events.dlq", "monitor-summaries", "drift-alerts",
               "fairness-reports")  # fmt: skip
@@ -74,54 +74,46 @@ def verdicts(bootstrap: str, alerts: str, reports: str) -> list[str]:
     )
 
 
-def settle(read: Callable[[], list[str]], at_least: int, quiet: float = 6.0) -> list[str]:
-    """Read until at least ``at_least`` records are there and nothing new came for ``quiet`` s."""
-    last: list[str] = []
-    since = time.monotonic()
-    deadline = since + 240
-    while time.monotonic() < deadline:
-        now = read()
-        if now != last:
-            last, since = now, time.monotonic()
-        elif len(now) >= at_least and time.monotonic() - since >= quiet:
-            return now
-        time.sleep(1)
-    raise AssertionError(f"verdicts did not settle: {len(last)} records")
+def caught_up(bootstrap: str, env: dict[str, str]) -> bool:
+    """Whether the deployment of ``env`` is done with what was sent: its scorers committed
+    every event (their summaries are written first), and its owner committed every summary,
+    decision and label. The owner commits its verdicts in the transaction with its input
+    offsets, so every verdict on those inputs is committed too."""
+    inputs = [(env["SCORER_GROUP_ID"], env["SCORER_TOPIC_EVENTS"])] + [
+        (env["SCORER_MONITOR_GROUP_ID"], env[setting])
+        for setting in ("SCORER_TOPIC_MONITOR_SUMMARIES", "SCORER_TOPIC_DECISIONS",
+                        "SCORER_TOPIC_FEEDBACK")
+    ]  # fmt: skip
+    return all(
+        offsets.lag == 0
+        for group, topic in inputs
+        for offsets in group_offsets(bootstrap, group, topic).values()
+    )
 
 
-def wait_for_members(bootstrap: str, group: str, count: int) -> None:
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            description = admin.describe_consumer_groups([group])[group].result(timeout=10)
-        except KafkaException:  # the group or its coordinator is not there yet
-            description = None
-        if (description is not None and len(description.members) == count
-                and str(description.state).endswith("STABLE")):  # fmt: skip
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"group {group} did not reach {count} members")
+def settle(read: Callable[[], list[str]], at_least: int, done: Callable[[], bool]) -> list[str]:
+    """Read once the deployment is ``done`` with its input and at least ``at_least`` records
+    are there."""
+    found: list[str] = []
+
+    def settled() -> bool:
+        if not done():
+            return False
+        found[:] = read()
+        return len(found) >= at_least
+
+    wait_until(settled, f"at least {at_least} settled verdicts", timeout=240, every=1)
+    return found
 
 
 def wait_caught_up(bootstrap: str, group: str, topic: str, count: int) -> None:
     """Until ``group`` has committed every record of ``topic`` (at least ``count``)."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
-    partitions = [TopicPartition(topic, p) for p in range(3)]
-    deadline = time.monotonic() + 180
-    try:
-        while True:
-            ends = [consumer.get_watermark_offsets(tp, 10)[1] for tp in partitions]
-            try:
-                committed = [tp.offset for tp in consumer.committed(partitions, 10)]
-            except KafkaException:  # the group's coordinator is not known yet
-                committed = [-1] * len(partitions)
-            if sum(ends) >= count and all(c >= e for c, e in zip(committed, ends, strict=True)):
-                return
-            assert time.monotonic() < deadline, f"{group} did not catch up on {topic}"
-            time.sleep(0.5)
-    finally:
-        consumer.close()
+
+    def done() -> bool:
+        offsets = group_offsets(bootstrap, group, topic).values()
+        return sum(o.high for o in offsets) >= count and all(o.lag == 0 for o in offsets)
+
+    wait_until(done, f"{group} to catch up on {topic}", timeout=180)
 
 
 def drift_records(count: int, drift_at: int, seed: int, run_id: str) -> list:
@@ -169,9 +161,11 @@ def test_two_scorers_give_the_verdicts_of_one(
     setup.produce(encoded(drift_records(14_000, 8_000, seed=57, run_id="split")))
 
     split_verdicts = settle(lambda: verdicts(setup.bootstrap, setup.topics["drift-alerts"],
-                                             setup.topics["fairness-reports"]), 20)  # fmt: skip
+                                             setup.topics["fairness-reports"]), 20,
+                            lambda: caught_up(setup.bootstrap, setup.env))  # fmt: skip
     single_verdicts = settle(lambda: verdicts(setup.bootstrap, single["drift-alerts"],
-                                              single["fairness-reports"]), 20)  # fmt: skip
+                                              single["fairness-reports"]), 20,
+                             lambda: caught_up(setup.bootstrap, single_env))  # fmt: skip
     stop(*pair, owner, one, single_owner)
 
     assert any('"status": "open"' in v and '"feature": "loan"' in v for v in single_verdicts)
@@ -205,10 +199,8 @@ def test_a_restarted_owner_gives_the_verdicts_of_an_uninterrupted_one(
     publish_labels(setup, first[:5_000])
     under_test = lambda: verdicts(setup.bootstrap, topics["drift-alerts"],  # noqa: E731
                                   topics["fairness-reports"])  # fmt: skip
-    deadline = time.monotonic() + 120
-    while len(under_test()) < 5:  # some verdicts are committed; the stream goes on
-        assert time.monotonic() < deadline, "no verdicts before the kill"
-        time.sleep(0.5)
+    # some verdicts are committed; the stream goes on
+    wait_until(lambda: len(under_test()) >= 5, "verdicts before the kill", timeout=120)
     victim.kill()
     victim.wait(30)
 
@@ -221,8 +213,9 @@ def test_a_restarted_owner_gives_the_verdicts_of_an_uninterrupted_one(
     publish_labels(setup, first[5_000:] + second, [duplicate])
 
     expected = settle(lambda: verdicts(setup.bootstrap, setup.topics["drift-alerts"],
-                                       setup.topics["fairness-reports"]), 30)  # fmt: skip
-    got = settle(under_test, len(expected))
+                                       setup.topics["fairness-reports"]), 30,
+                      lambda: caught_up(setup.bootstrap, setup.env))  # fmt: skip
+    got = settle(under_test, len(expected), lambda: caught_up(setup.bootstrap, restarted_env))
     stop(scorer, reference, restarted)
 
     assert any('"monitor": "concept"' in v for v in expected)  # labels were judged

@@ -3,84 +3,14 @@
 from __future__ import annotations
 
 import base64
-import copy
-import os
-import random
 import signal
-import time
 from collections import Counter
-from collections.abc import Callable
 
-import orjson
 import pytest
-from confluent_kafka import Consumer, TopicPartition
 
-from models.datasets import agrawal_events
 from schemas.contracts import DeadLetter, Decision, Explanation
-from tests.integration.conftest import ScorerSetup, event_ids
-
-
-def _malformations(event: dict) -> list[Callable[[], bytes | None]]:
-    def changed(change: Callable[[dict], None]) -> Callable[[], bytes]:
-        def build() -> bytes:
-            copy_ = copy.deepcopy(event)
-            change(copy_)
-            return orjson.dumps(copy_)
-
-        return build
-
-    def nan_literal() -> bytes:
-        copy_ = copy.deepcopy(event)
-        copy_["features"]["salary"] = "__NAN__"
-        return orjson.dumps(copy_).replace(b'"__NAN__"', b"NaN")
-
-    return [
-        lambda: os.urandom(40),
-        lambda: orjson.dumps(event)[:-9],
-        nan_literal,
-        changed(lambda e: e["features"].__setitem__("salary", "plenty")),
-        changed(lambda e: e["features"].pop("loan")),
-        changed(lambda e: e["features"].__setitem__("car", 99)),
-        changed(lambda e: e.__setitem__("event_time", "2026-01-01T00:00:00")),
-        changed(lambda e: e.__setitem__("surprise", 1)),
-        lambda: b"[1, 2, 3]",
-        lambda: None,
-    ]
-
-
-def mixed_stream(count: int, malformed_every: int, seed: int) -> tuple[list, set[str]]:
-    """(key, value) records, every ``malformed_every``-th one malformed in a rotating way."""
-    rng = random.Random(seed)
-    records: list[tuple[bytes | None, bytes | None]] = []
-    valid: set[str] = set()
-    for i, event in enumerate(agrawal_events(count, seed=seed, run_id=f"run{seed}")):
-        key = event["entity_id"].encode()
-        if i % malformed_every == malformed_every - 1:
-            kinds = _malformations(event)
-            records.append(
-                (key if rng.random() < 0.8 else None, kinds[i // malformed_every % len(kinds)]())
-            )
-        else:
-            records.append((key, orjson.dumps(event)))
-            valid.add(event["event_id"])
-    return records, valid
-
-
-def committed_equals_end(setup: ScorerSetup) -> bool:
-    group = setup.env["SCORER_GROUP_ID"]
-    consumer = Consumer({"bootstrap.servers": setup.bootstrap, "group.id": group})
-    try:
-        topic = setup.topics["events"]
-        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        tps = [TopicPartition(topic, p) for p in partitions]
-        committed = {tp.partition: tp.offset for tp in consumer.committed(tps, timeout=10)}
-        ends = {
-            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-            for p in partitions
-        }
-        return committed == ends
-    finally:
-        consumer.close()
+from tests.support.kafka import read_to_end, wait_for_members
+from tests.support.scorer import ScorerSetup, committed_equals_end, event_ids, mixed_stream
 
 
 def test_every_valid_event_scored_once_every_invalid_dead_lettered(
@@ -104,8 +34,9 @@ def test_every_valid_event_scored_once_every_invalid_dead_lettered(
         )
 
     messages = scorer_setup.read(outputs, complete)
-    time.sleep(2)  # anything extra would arrive now
-    messages.extend(m for m in outputs.consume(10_000, timeout=2) if m.error() is None)
+    engine.send_signal(signal.SIGTERM)
+    assert engine.wait(60) == 0
+    messages.extend(read_to_end(outputs))  # all it wrote: anything extra is there now
     outputs.close()
 
     by_topic: dict[str, list] = {}
@@ -149,8 +80,6 @@ def test_every_valid_event_scored_once_every_invalid_dead_lettered(
         original = base64.b64decode(letter.original_value_b64)
         assert original in originals or original == b""
 
-    engine.send_signal(signal.SIGTERM)
-    assert engine.wait(60) == 0
     assert committed_equals_end(scorer_setup)
 
 
@@ -160,7 +89,8 @@ def test_sigkill_of_one_of_two_engines(scorer_setup: ScorerSetup, exactly_once: 
     extra = ("--exactly-once",) if exactly_once else ()
     survivor = scorer_setup.serve(*extra, "--max-batch", "200")
     victim = scorer_setup.serve(*extra, "--max-batch", "200")
-    time.sleep(3)  # both join the group
+    wait_for_members(scorer_setup.bootstrap, scorer_setup.env["SCORER_GROUP_ID"], 2,
+                     engines=[scorer_setup])  # fmt: skip
     scorer_setup.produce(records)
 
     reader = scorer_setup.consumer("decisions", read_committed=exactly_once)
@@ -168,13 +98,12 @@ def test_sigkill_of_one_of_two_engines(scorer_setup: ScorerSetup, exactly_once: 
     victim.send_signal(signal.SIGKILL)
     victim.wait(30)
     seen += scorer_setup.read(reader, lambda m: len(set(event_ids(seen + m))) >= len(valid))
-    time.sleep(3)
-    seen.extend(m for m in reader.consume(10_000, timeout=3) if m.error() is None)
+    survivor.send_signal(signal.SIGTERM)
+    assert survivor.wait(60) == 0
+    seen.extend(read_to_end(reader))  # all the survivor wrote, duplicates included
     reader.close()
 
     counts = Counter(event_ids(seen))
     assert set(counts) == valid
     if exactly_once:
         assert max(counts.values()) == 1
-    survivor.send_signal(signal.SIGTERM)
-    assert survivor.wait(60) == 0

@@ -8,20 +8,18 @@ from datetime import UTC, datetime, timedelta
 import orjson
 from confluent_kafka import Producer
 
-from models.datasets import agrawal, agrawal_stream
-from models.training import train
+from models.datasets import agrawal_stream
 from schemas.contracts import ModelEvent
-from tests.integration.conftest import ScorerSetup
+from tests.support.models import RegisterModels, TrainModel
+from tests.support.scorer import ScorerSetup
 
 
 def test_learned_version_is_registered_with_its_parent_and_not_promoted(
-    scorer_setup: ScorerSetup,
+    scorer_setup: ScorerSetup, train_model: TrainModel, register_models: RegisterModels
 ) -> None:
     setup = scorer_setup
-    trained = train(agrawal(3_000, seed=13), "river-logistic", seed=13)
-    setup.registry.register(trained.estimator, name="online", kind="river-logistic",
-                            manifest_fields=trained.manifest_fields)  # fmt: skip
-    setup.registry.set_alias("online", "champion", 1, actor="test")
+    trained = train_model("river-logistic", rows=3_000, seed=13)
+    register_models(trained, name="online", registry=setup.registry, champion=1)
     setup.env["SCORER_MODEL"] = "online"
     stream = list(agrawal_stream(3_000, seed=17, drift_at=1_000, run_id="learn",
                                  start=datetime(2026, 4, 1, tzinfo=UTC)))  # fmt: skip

@@ -10,7 +10,7 @@ from collections import Counter
 import orjson
 
 from models.datasets import agrawal_events
-from tests.integration.conftest import ScorerSetup
+from tests.support.scorer import ScorerSetup
 
 
 def scorer(setup: ScorerSetup, *args: str) -> subprocess.CompletedProcess[str]:

@@ -13,8 +13,8 @@ import orjson
 from confluent_kafka import Consumer, TopicPartition
 
 from models.datasets import agrawal_stream
-from tests.integration.conftest import ScorerSetup
-from tests.unit.test_report_browser import assert_plots_drawn, probe_page, screenshot
+from tests.support.browser import assert_plots_drawn, probe_page, screenshot
+from tests.support.scorer import ScorerSetup
 
 FIX = {"features": {"map": {"car": {"SEDAN": 3}}, "default": {"elevel": 0}}}
 NUMERIC = ("salary", "commission", "hvalue", "hyears", "loan")

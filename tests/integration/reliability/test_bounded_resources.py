@@ -14,8 +14,9 @@ from pathlib import Path
 import orjson
 
 from models.datasets import agrawal_events
-from tests.integration.conftest import ScorerSetup
-from tests.reliability_support import EngineProcess, group_lag, wait_until
+from tests.support.reliability import EngineProcess, group_lag
+from tests.support.scorer import ScorerSetup
+from tests.support.waiting import wait_until
 
 SOAK_EVENTS = int(os.environ.get("RELIABILITY_SOAK_EVENTS", "200000"))
 WARM_UP_EVENTS = 50_000

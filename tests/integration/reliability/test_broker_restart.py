@@ -15,12 +15,14 @@ import pytest
 from confluent_kafka.admin import NewTopic
 
 from models.registry import Registry
+from models.training import TrainedModel
 from streams.kafka.clients import admin_client
 from streams.kafka.localbroker import LocalBroker, free_port_pair
 from streams.settings import Settings
-from tests.conftest import unique
-from tests.integration.conftest import TOPIC_SETTINGS, ScorerSetup
-from tests.reliability_support import EngineProcess, OutputReader, group_lag, valid_records
+from tests.support.kafka import unique
+from tests.support.models import RegisterModels
+from tests.support.reliability import EngineProcess, OutputReader, group_lag, valid_records
+from tests.support.scorer import TOPIC_SETTINGS, ScorerSetup
 
 DOWN_S = 8.0
 
@@ -39,7 +41,10 @@ def own_broker(tmp_path: Path) -> Iterator[LocalBroker]:
 
 @pytest.fixture
 def restart_setup(
-    own_broker: LocalBroker, tmp_path: Path, trained_logistic: object
+    own_broker: LocalBroker,
+    tmp_path: Path,
+    trained_logistic: TrainedModel,
+    register_models: RegisterModels,
 ) -> Iterator[ScorerSetup]:
     topics = {name: unique(name.replace(".", "-")) for name in TOPIC_SETTINGS}
     admin = admin_client(Settings(bootstrap_servers=own_broker.address))
@@ -49,9 +54,7 @@ def restart_setup(
     for future in futures.values():
         future.result(timeout=30)
     registry = Registry(tmp_path / "registry")
-    registry.register(trained_logistic.estimator, name="loans", kind="logistic",  # type: ignore[attr-defined]
-                      manifest_fields=trained_logistic.manifest_fields)  # type: ignore[attr-defined]  # fmt: skip
-    registry.set_alias("loans", "champion", 1, actor="test")
+    register_models(trained_logistic, registry=registry, champion=1)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "SCORER_"))}
     env.update({setting: topics[name] for name, (setting, _) in TOPIC_SETTINGS.items()})
     env.update({"KAFKA_BOOTSTRAP_SERVERS": own_broker.address,

@@ -27,15 +27,15 @@ from confluent_kafka.admin import AdminClient
 
 from models.datasets import agrawal_events
 from schemas.contracts import DeadLetter
-from tests.integration.conftest import ScorerSetup
-from tests.reliability_support import (
+from tests.support.reliability import (
     EngineProcess,
     OutputReader,
     group_lag,
     produce_in_order,
     set_topic_config,
-    wait_until,
 )
+from tests.support.scorer import ScorerSetup
+from tests.support.waiting import wait_until
 
 SCORED = "SCORED"
 TIMING_FIELDS = ("scored_at", "latency_ms")

@@ -12,18 +12,20 @@ import orjson
 
 from models.datasets import agrawal_events
 from models.registry import Registry
+from models.training import TrainedModel
 from schemas.contracts import DeadLetter, ModelEvent
 from streams.model_events import publish_model_event
 from streams.settings import load_settings
-from tests.integration.conftest import ScorerSetup
-from tests.reliability_support import (
+from tests.support.models import RegisterModels
+from tests.support.reliability import (
     POISON,
     EngineProcess,
     OutputReader,
     group_lag,
     valid_records,
-    wait_until,
 )
+from tests.support.scorer import ScorerSetup
+from tests.support.waiting import wait_until
 
 
 def promote_unverified(setup: ScorerSetup, version: int, sha256: str) -> None:
@@ -43,7 +45,10 @@ def refusals(reader: OutputReader) -> set[int]:
 
 
 def test_tampered_and_vanished_versions_are_refused_while_v1_serves(
-    scorer_setup: ScorerSetup, trained_logistic: object, tmp_path: Path
+    scorer_setup: ScorerSetup,
+    trained_logistic: TrainedModel,
+    register_models: RegisterModels,
+    tmp_path: Path,
 ) -> None:
     registry: Registry = scorer_setup.registry
     records, ids = valid_records(6_000, seed=73, run_id="faults")
@@ -53,10 +58,8 @@ def test_tampered_and_vanished_versions_are_refused_while_v1_serves(
     scorer_setup.produce(records[:2_000])
     reader.read_until(lambda r: len(r.of("decisions")) >= 2_000, "decisions", engines=[engine])
 
-    fields = trained_logistic.manifest_fields  # type: ignore[attr-defined]
-    estimator = trained_logistic.estimator  # type: ignore[attr-defined]
-    v2 = registry.register(estimator, name="loans", kind="logistic", manifest_fields=fields)
-    v3 = registry.register(estimator, name="loans", kind="logistic", manifest_fields=fields)
+    v2, v3 = (r.manifest for r in register_models(trained_logistic, trained_logistic,
+                                                  registry=registry))  # fmt: skip
     artifact = registry.root / "loans" / "2" / v2.artifact.file
     data = bytearray(artifact.read_bytes())
     data[len(data) // 2] ^= 0xFF
@@ -102,7 +105,7 @@ def test_events_the_model_fails_on_are_dead_lettered_the_rest_scored(
         records.append((event["entity_id"].encode(), orjson.dumps(event)))
     scorer_setup.produce(records)
     engine = EngineProcess(scorer_setup, tmp_path, "--max-batch", "500",
-                           module="tests.reliability_support")  # fmt: skip
+                           module="tests.support.reliability")  # fmt: skip
     reader = OutputReader(scorer_setup, "decisions", "events.dlq")
     reader.read_until(
         lambda r: (

@@ -10,15 +10,15 @@ from pathlib import Path
 
 from confluent_kafka.admin import AdminClient
 
-from tests.integration.conftest import ScorerSetup
-from tests.reliability_support import (
+from tests.support.reliability import (
     EngineProcess,
     OutputReader,
     group_lag,
     set_topic_config,
     valid_records,
-    wait_until,
 )
+from tests.support.scorer import ScorerSetup
+from tests.support.waiting import wait_until
 
 OBSERVED_S = 12.0
 

@@ -15,15 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import ScorerSetup
-from tests.reliability_support import (
+from tests.support.reliability import (
     EngineProcess,
     OutputReader,
     group_lag,
     static_member,
     valid_records,
-    wait_until,
 )
+from tests.support.scorer import ScorerSetup
+from tests.support.waiting import wait_until
 
 KILLS = 10
 
