@@ -28,15 +28,21 @@ from tests.support.waiting import wait_until
 KILLS = 10
 
 
-def publish(setup: ScorerSetup, records: list, rate: int) -> None:
-    """``records`` at about ``rate`` a second, in tenth-of-a-second slices."""
+def publish(setup: ScorerSetup, records: list, rate: int, done: threading.Event) -> int:
+    """``records`` at about ``rate`` a second, in tenth-of-a-second slices, until ``done`` is
+    set (or they run out); how many were published."""
     step = max(1, rate // 10)
     started = time.monotonic()
+    published = 0
     for n, first in enumerate(range(0, len(records), step)):
+        if done.is_set():
+            break
         delay = started + n / 10 - time.monotonic()
         if delay > 0:
             time.sleep(delay)
         setup.produce(records[first : first + step], partition_of=lambda i: i % 3)
+        published = min(len(records), first + step)
+    return published
 
 
 @pytest.mark.parametrize("exactly_once", [False, True], ids=["at-least-once", "exactly-once"])
@@ -44,12 +50,15 @@ def test_ten_sigkills_lose_nothing(
     scorer_setup: ScorerSetup, tmp_path: Path, exactly_once: bool
 ) -> None:
     rng = random.Random(71)
-    # Transactions per batch make exactly-once slower: a shorter stream still spans ten kills.
-    records, ids = valid_records(16_000 if exactly_once else 60_000, seed=71, run_id="kill")
-    # published at a steady rate while the engines are killed, so every kill falls inside
-    # the stream however fast this machine scores
+    # Published at a steady rate until the ten kills are done, so every kill falls inside the
+    # stream however fast this machine restarts and scores (transactions per batch make
+    # exactly-once slower, hence its lower rate). The pool lasts 120 s at that rate.
     rate = 400 if exactly_once else 1_500
-    publisher = threading.Thread(target=publish, args=(scorer_setup, records, rate), daemon=True)
+    records, ids = valid_records(rate * 120, seed=71, run_id="kill")
+    done, published = threading.Event(), []
+    publisher = threading.Thread(
+        target=lambda: published.append(publish(scorer_setup, records, rate, done)), daemon=True
+    )
     publisher.start()
     extra = ("--max-batch", "100", *(("--exactly-once",) if exactly_once else ()))
     env = static_member("reliability-kill")
@@ -64,7 +73,9 @@ def test_ten_sigkills_lose_nothing(
         engine.kill()
         kill_points.append(len(set(reader.event_ids("decisions"))))
     assert publisher.is_alive()  # the kills were mid-stream
+    done.set()
     publisher.join()
+    ids = ids[: published[0]]
 
     engine = EngineProcess(scorer_setup, tmp_path, *extra, env=env)
     reader.read_until(lambda r: set(r.event_ids("decisions")) >= set(ids), "every decision",
