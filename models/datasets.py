@@ -23,6 +23,7 @@ import itertools
 import json
 import math
 import random
+import re
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -46,6 +47,8 @@ DEFAULT_LABEL_NOISE = 0.05
 features, which would give an unrealistically perfect model."""
 AGE_BANDS = ("<30", "30-44", "45-59", "60+")
 MAX_CSV_CATEGORIES = 100
+MIN_IDENTIFIER_ROWS = 20
+"""A column is taken for an identifier only from this many rows on (see ``_identifier_like``)."""
 
 _NUMERIC = ("salary", "commission", "hvalue", "hyears", "loan")
 _CATEGORICAL = {
@@ -323,27 +326,104 @@ def _infer_feature(name: str, values: list[str]) -> tuple[Feature, list[Any]]:
     if lowered <= {"true", "false"}:
         feature = Feature(name=name, kind=FeatureKind.BOOLEAN)
         return feature, [v.strip().lower() == "true" for v in values]
-    categories = sorted(set(values))
+    trimmed = [v.strip() for v in values]  # events' category values are trimmed too
+    categories = sorted(set(trimmed))
     if len(categories) > MAX_CSV_CATEGORIES:
         raise ContractError(
             f"column {name!r} has {len(categories)} distinct text values (more than "
-            f"{MAX_CSV_CATEGORIES}); it looks like an identifier: remove it from the file"
+            f"{MAX_CSV_CATEGORIES}, the most a categorical feature holds): drop it from the "
+            "file or name it a context column"
         )
-    return Feature(name=name, kind=FeatureKind.CATEGORICAL, categories=categories), list(values)
+    return Feature(name=name, kind=FeatureKind.CATEGORICAL, categories=categories), trimmed
 
 
-def _parse_label(value: str, target: str, line: int, path: Path) -> int:
-    text = value.strip()
+def _target_value(text: str) -> str:
+    """A target cell as compared with ``--adverse``: trimmed, whole numbers in decimal.
+
+    >>> [_target_value(v) for v in (" 1 ", "1.0", "0", "bad", "2.5")]
+    ['1', '1', '0', 'bad', '2.5']
+    """
+    value = text.strip()
     try:
-        number = float(text)
+        number = float(value)
     except ValueError:
-        number = math.nan
-    if number in (0.0, 1.0):
-        return int(number)
-    raise ContractError(
-        f"{path}: line {line}: target column {target!r} must be 0 or 1 "
-        f"(1 = adverse outcome), got {text!r}"
-    )
+        return value
+    if math.isfinite(number) and number.is_integer():
+        return str(int(number))
+    return value
+
+
+def _labels(
+    cells: list[str], lines: list[int], target: str, adverse: str | None, path: Path
+) -> tuple[list[int], str, list[str]]:
+    """0/1 labels (1 where the target is the adverse value), that value, and the values seen.
+
+    Without ``adverse`` the target must hold 0/1 and ``1`` is adverse; with it, the target
+    must hold at most two values and ``adverse`` must be one of them.
+    """
+    values = [_target_value(c) for c in cells]
+    seen: dict[str, int] = {}
+    for value, line in zip(values, lines, strict=True):
+        if not value:
+            raise ContractError(f"{path}: line {line}: target column {target!r} is empty")
+        seen.setdefault(value, line)
+    if len(seen) > 2:
+        third = list(seen)[2]
+        first = ", ".join(repr(v) for v in itertools.islice(seen, 5))
+        more = f" and {len(seen) - 5} more" if len(seen) > 5 else ""
+        raise ContractError(
+            f"{path}: line {seen[third]}: target column {target!r} has {len(seen)} values "
+            f"({first}{more}); it must hold two: the adverse outcome and the other"
+        )
+    found = ", ".join(repr(v) for v in seen)
+    if adverse is None:
+        if not set(seen) <= {"0", "1"}:
+            raise ContractError(
+                f"{path}: target column {target!r} holds {found}, not 0/1: name the value "
+                "that is the adverse outcome with --adverse VALUE"
+            )
+        adverse = "1"
+    else:
+        adverse = _target_value(adverse)
+        if adverse not in seen:
+            raise ContractError(
+                f"{path}: --adverse {adverse!r} is not a value of target column {target!r} "
+                f"(it holds {found})"
+            )
+    return [int(v == adverse) for v in values], adverse, list(seen)
+
+
+_ID_TOKENS = frozenset({"id", "ids", "uuid", "guid", "key", "index", "idx"})
+
+
+def _identifier_like(name: str, cells: list[str]) -> bool:
+    """Whether a column looks like a row identifier rather than a feature.
+
+    Every value is present and distinct (in at least ``MIN_IDENTIFIER_ROWS`` rows), and the
+    values are text, or whole numbers that either run consecutively or sit in a column whose
+    name says id (``id``, ``app_id``, ``ApplicationId``, ``key``, ``uuid``, ``index``).
+    Measurements (income, amounts) are rarely whole, distinct and consecutive at once.
+
+    >>> _identifier_like("ref", [f"A{i}" for i in range(30)])
+    True
+    >>> _identifier_like("application_id", [str(10_000 + 7 * i) for i in range(30)])
+    True
+    >>> _identifier_like("n", [str(500 + i) for i in range(30)])
+    True
+    >>> _identifier_like("salary", [str(40_000 + 97 * i) for i in range(30)])
+    False
+    """
+    values = [c.strip() for c in cells]
+    if len(values) < MIN_IDENTIFIER_ROWS or len(set(values)) < len(values) or not all(values):
+        return False
+    try:
+        numbers = [float(v) for v in values]
+    except ValueError:
+        return True
+    if not all(math.isfinite(n) and n.is_integer() for n in numbers):
+        return False
+    tokens = {t.lower() for t in re.findall(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])", name)}
+    return bool(tokens & _ID_TOKENS) or max(numbers) - min(numbers) == len(numbers) - 1
 
 
 def from_csv(
@@ -354,15 +434,23 @@ def from_csv(
     name: str | None = None,
     max_rows: int | None = None,
     delimiter: str = ",",
+    adverse: str | None = None,
+    keep_features: Sequence[str] = (),
 ) -> Dataset:
     """A dataset from a CSV file with a header row.
 
-    ``target`` must hold 0/1 (1 = adverse outcome). ``context_columns`` are kept as
-    monitoring-only context (strings), never features. Every other column is a feature: numeric
-    when each value parses as a finite number or is missing ("", NA, NaN, null: then the
-    feature is nullable and imputed with the mean), boolean when every value is true/false,
-    else categorical with the values seen as its categories.
+    ``target`` holds two values; the one equal to ``adverse`` (compared trimmed, ``1.0`` as
+    ``1``) becomes label 1, the other 0, so a model always scores the adverse outcome. Without
+    ``adverse`` the target must hold 0/1 and 1 is adverse. ``context_columns`` are kept as
+    monitoring-only context (strings), never features. Every other column is a feature:
+    numeric when each value parses as a finite number or is missing ("", NA, NaN, null: then
+    the feature is nullable and imputed with the mean), boolean when every value is
+    true/false, else categorical with the values seen (trimmed, as events' values are when
+    vectorised) as its categories. A column that looks like an identifier (every value
+    distinct: see ``_identifier_like``) is refused unless it is in ``keep_features``.
     """
+    if len(delimiter) != 1:
+        raise ContractError(f"the delimiter must be one character, got {delimiter!r}")
     file = Path(path)
     try:
         with file.open(newline="", encoding="utf-8-sig") as handle:
@@ -383,11 +471,15 @@ def from_csv(
     header = [h.strip() for h in header]
     if len(set(header)) != len(header):
         raise ContractError(f"{file}: header repeats a column name: {header}")
-    for column in (target, *context_columns):
+    for column in (target, *context_columns, *keep_features):
         if column not in header:
             raise ContractError(f"{file}: no column {column!r}; columns are {header}")
     if target in context_columns:
         raise ContractError(f"{file}: target column {target!r} cannot also be a context column")
+    for column in keep_features:
+        if column == target or column in context_columns:
+            role = "the target" if column == target else "a context column"
+            raise ContractError(f"{file}: column {column!r} is {role}, so it cannot be a feature")
     if not body:
         raise ContractError(f"{file}: no data rows")
     for line, cells in body:
@@ -396,13 +488,22 @@ def from_csv(
                 f"{file}: line {line} has {len(cells)} fields; the header has {len(header)}"
             )
     columns = {h: [cells[j] for _, cells in body] for j, h in enumerate(header)}
-    labels = [
-        _parse_label(value, target, line, file)
-        for (line, _), value in zip(body, columns[target], strict=True)
-    ]
+    labels, adverse, target_values = _labels(
+        columns[target], [line for line, _ in body], target, adverse, file
+    )
     feature_names = [h for h in header if h != target and h not in context_columns]
     if not feature_names:
         raise ContractError(f"{file}: no feature columns left after target and context")
+    identifiers = [
+        c for c in feature_names if c not in keep_features and _identifier_like(c, columns[c])
+    ]
+    if identifiers:
+        names = ", ".join(repr(c) for c in identifiers)
+        keep = " ".join(f"--feature {c}" for c in identifiers)
+        raise ContractError(
+            f"{file}: column(s) {names} look like identifiers (every value distinct), not "
+            f"features: drop them from the file, or pass {keep} to keep them"
+        )
     features: list[Feature] = []
     values: list[list[Any]] = []
     for column in feature_names:
@@ -424,8 +525,18 @@ def from_csv(
         context=context,
         spec=spec,
         reason_texts={f: f"Value of {f}" for f in feature_names},
-        description=f"CSV file {file.name}, target {target!r}; label 1 = adverse",
-        params={"source": str(file), "target": target, "context_columns": list(context_columns)},
+        description=(
+            f"CSV file {file.name}, target {target!r}; label 1 = adverse ({target} = {adverse!r})"
+        ),
+        params={
+            "source": str(file),
+            "target": target,
+            "adverse": adverse,
+            "target_values": target_values,
+            "context_columns": list(context_columns),
+            "delimiter": delimiter,
+            "keep_features": list(keep_features),
+        },
     )
 
 

@@ -10,7 +10,8 @@ is a per-event rejection with a specific :class:`~schemas.contracts.RejectReason
 fails the batch. ``null`` is how a producer says "missing": it is accepted only for
 features declared ``nullable`` and then imputed with the training mean. Categorical values
 may be strings or integers (an integer is matched by its decimal text, so ``3`` and ``"3"``
-are the same category); booleans are never numbers.
+are the same category); a string is compared without surrounding whitespace, as CSV training
+trims categories, so ``" north "`` is ``"north"``; booleans are never numbers.
 
 >>> spec = FeatureSpec(features=[
 ...     Feature(name="income", kind="numeric", nullable=True, impute=50.0),
@@ -144,7 +145,9 @@ class FeatureSpec(BaseModel):
         """Per feature: the feature, its first column, and (categorical) value -> column.
 
         Integer keys are added for categories written as decimal integers, so that ``3`` and
-        ``"3"`` find the same column without converting every value.
+        ``"3"`` find the same column without converting every value; a category with
+        surrounding whitespace (a model trained before categories were trimmed) is found by
+        its trimmed text too.
         """
         plan = []
         offset = 0
@@ -152,6 +155,7 @@ class FeatureSpec(BaseModel):
             lookup: dict[Any, int] = {}
             for j, category in enumerate(f.categories):
                 lookup[category] = offset + j
+                lookup.setdefault(category.strip(), offset + j)
                 if category.lstrip("-").isdigit() and str(int(category)) == category:
                     lookup[int(category)] = offset + j
             plan.append((f, offset, lookup))
@@ -255,10 +259,17 @@ def _categorical_column(
 ) -> None:
     if set(map(type, values)) <= {str, int}:
         columns: list[int | None] = list(map(lookup.get, values))
+        if None in columns:  # trimmed strings, as the categories are: stripped on a miss only
+            columns = [
+                lookup.get(v.strip()) if c is None and type(v) is str else c
+                for v, c in zip(values, columns, strict=True)
+            ]
     else:  # bool hashes like 0/1, and lists do not hash at all: look at each value
         columns = []
         for position, value in enumerate(values):
-            if type(value) in (str, int):
+            if type(value) is str:
+                columns.append(lookup.get(value, lookup.get(value.strip())))
+            elif type(value) is int:
                 columns.append(lookup.get(value))
             else:
                 columns.append(-1)

@@ -39,8 +39,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="train a model and (with --register) add it to the registry",
         description=(
             "Train a model on the Agrawal loan-application generator (river, no download) or "
-            "on a CSV file with a 0/1 target (1 = adverse outcome), print holdout metrics and "
-            "fairness at training, and with --register store it as the next version."
+            "on a CSV file, print holdout metrics and fairness at training, and with --register "
+            "store it as the next version. A CSV file has a header row; --target names the "
+            "label column, whose two values are the adverse outcome (--adverse, default 1) and "
+            "the other; the model always scores the adverse outcome. Every column that is not "
+            "the target or --context is a feature, numeric, boolean (true/false) or "
+            "categorical as its values say; a column whose values are all distinct (an id) is "
+            "refused unless named with --feature. Category values are trimmed of surrounding "
+            "whitespace, in training and in scored events alike."
         ),
     )
     parser.add_argument(
@@ -56,7 +62,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help=f"rows to generate (agrawal, default {DEFAULT_ROWS}) or to read at most (CSV)",
     )
     parser.add_argument("--seed", type=int, default=7, metavar="N", help="random seed (7)")
-    parser.add_argument("--target", metavar="COL", help="CSV: the 0/1 label column")
+    parser.add_argument(
+        "--target", metavar="COL", help="CSV: the label column (two values, see --adverse)"
+    )
+    parser.add_argument(
+        "--adverse",
+        metavar="VALUE",
+        help="CSV: the target value that is the adverse outcome, e.g. bad, 2 or 0 (default 1; "
+        "a target other than 0/1 needs it)",
+    )
+    parser.add_argument(
+        "--delimiter",
+        type=_delimiter,
+        default=",",
+        metavar="C",
+        help="CSV: the field separator, one character (default ','; '\\t' or tab for tab)",
+    )
+    parser.add_argument(
+        "--feature",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="COL",
+        help="CSV: keep COL as a feature although its values are all distinct (identifier-like)",
+    )
     parser.add_argument(
         "--context",
         nargs="+",
@@ -107,13 +136,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=_train)
 
 
+def _delimiter(text: str) -> str:
+    """The ``--delimiter`` character; ``\\t`` (as typed in a shell) and ``tab`` mean a tab."""
+    if text in ("\\t", "tab"):
+        return "\t"
+    if len(text) != 1:
+        raise argparse.ArgumentTypeError(f"one character expected, got {text!r}")
+    return text
+
+
 def training_data(args: argparse.Namespace) -> Dataset:
     """The rows ``scorer train`` fits on, as its arguments ``args`` ask."""
     if args.rows is not None and args.rows < 1:
         raise ConfigError(f"--rows must be at least 1, got {args.rows}")
     if args.dataset == "agrawal":
-        if args.target or args.context:
-            raise ConfigError("--target and --context apply to CSV datasets only")
+        if args.target or args.context or args.adverse or args.feature or args.delimiter != ",":
+            raise ConfigError(
+                "--target, --adverse, --context, --feature and --delimiter apply to CSV "
+                "datasets only"
+            )
         if not 0 <= args.function <= 9:
             raise ConfigError(f"--function must be 0-9, got {args.function}")
         if args.function <= 5:
@@ -130,7 +171,15 @@ def training_data(args: argparse.Namespace) -> Dataset:
         )
     if not args.target:
         raise ConfigError("--target COL is required with a CSV dataset")
-    return from_csv(args.dataset, args.target, args.context, max_rows=args.rows)
+    return from_csv(
+        args.dataset,
+        args.target,
+        args.context,
+        max_rows=args.rows,
+        delimiter=args.delimiter,
+        adverse=args.adverse,
+        keep_features=args.feature,
+    )
 
 
 @contextlib.contextmanager

@@ -183,7 +183,7 @@ def test_cli_reports_bad_csv_input(tmp_path: Path, capsys: pytest.CaptureFixture
     path.write_text("income,y\n1,0\n2,maybe\n", encoding="utf-8")
     common = ["--model", "logistic", "--name", "t"]
     assert main(["train", "--dataset", str(path), "--target", "y", *common]) == 1
-    assert "line 3: target column 'y' must be 0 or 1" in capsys.readouterr().err
+    assert "target column 'y' holds '0', 'maybe', not 0/1" in capsys.readouterr().err
     assert main(["train", "--dataset", str(path), "--target", "label", *common]) == 1
     assert "no column 'label'" in capsys.readouterr().err
     assert main(["train", "--dataset", str(tmp_path / "none.csv"), "--target", "y", *common]) == 1
