@@ -34,7 +34,8 @@ from typing import Any
 
 import numpy as np
 
-from models.featurespec import FeatureKind, FeatureSpec
+from models.featurespec import Feature, FeatureKind, FeatureSpec
+from models.manifest import ModelManifest
 
 REFERENCE_VERSION = 1
 DEFAULT_BINS = 10
@@ -156,3 +157,91 @@ def build_reference(
         "features": features,
         "score": score,
     }
+
+
+# --- which features a reference covers ----------------------------------------------------
+
+
+def has_statistics(feature: Feature, stats: Any) -> bool:
+    """Whether ``stats`` describe ``feature``'s distribution: a histogram for a number,
+    frequencies for a category or a boolean (what a drift monitor and a sample need).
+
+    >>> numeric = Feature(name="x", kind="numeric")
+    >>> has_statistics(numeric, numeric_reference(np.arange(5.0))), has_statistics(numeric, {})
+    (True, False)
+    >>> has_statistics(numeric, {"mean": 0.0})
+    False
+    """
+    if not isinstance(stats, Mapping) or not stats.get("count"):
+        return False
+    if feature.kind is FeatureKind.NUMERIC:
+        return bool(stats.get("proportions")) and isinstance(stats.get("edges"), list)
+    return isinstance(stats.get("frequencies"), Mapping) and bool(stats["frequencies"])
+
+
+def features_without_statistics(manifest: ModelManifest) -> list[str]:
+    """The manifest's features its reference holds no distribution for, in spec order."""
+    root = manifest.reference.get("features")
+    stats = root if isinstance(root, Mapping) else {}
+    return [
+        f.name for f in manifest.feature_spec.features if not has_statistics(f, stats.get(f.name))
+    ]
+
+
+# --- rows drawn from the reference ---------------------------------------------------------
+
+
+def reference_sample(manifest: ModelManifest, size: int, seed: int = 0) -> list[dict[str, Any]]:
+    """Feature dicts drawn from the manifest's reference statistics, valid for its spec.
+
+    Numeric values are drawn bin by bin from the reference's quantile bins (uniform inside
+    a bin, within the observed range), categories by their frequencies; a feature without
+    statistics gets its imputation value spread by one unit. Nullable features are null at
+    their reference missing rate.
+    """
+    rng = np.random.default_rng(seed)
+    stats_root = manifest.reference.get("features")
+    stats = stats_root if isinstance(stats_root, Mapping) else {}
+    columns = {
+        feature.name: _draw(feature, stats.get(feature.name) or {}, size, rng)
+        for feature in manifest.feature_spec.features
+    }
+    return [{name: values[i] for name, values in columns.items()} for i in range(size)]
+
+
+def _draw(
+    feature: Feature, stats: Mapping[str, Any], size: int, rng: np.random.Generator
+) -> list[Any]:
+    if feature.kind is FeatureKind.NUMERIC:
+        values: list[Any] = _draw_numeric(feature, stats, size, rng).tolist()
+        if feature.nullable:
+            missing = rng.random(size) < float(stats.get("missing_rate") or 0.0)
+            values = [None if m else v for v, m in zip(values, missing.tolist(), strict=True)]
+        return values
+    options = feature.categories if feature.kind is FeatureKind.CATEGORICAL else ["false", "true"]
+    frequencies = stats.get("frequencies") or {}
+    weights = np.array([float(frequencies.get(o, 0.0)) for o in options])
+    weights = (
+        weights / weights.sum() if weights.sum() > 0 else np.full(len(options), 1 / len(options))
+    )
+    picked = rng.choice(len(options), size=size, p=weights)
+    if feature.kind is FeatureKind.BOOLEAN:
+        return [bool(i) for i in picked.tolist()]
+    return [options[i] for i in picked.tolist()]
+
+
+def _draw_numeric(
+    feature: Feature, stats: Mapping[str, Any], size: int, rng: np.random.Generator
+) -> np.ndarray:
+    low, high = stats.get("min"), stats.get("max")
+    proportions = stats.get("proportions") or []
+    if low is None or high is None or not proportions:
+        centre = stats.get("mean")
+        centre = feature.impute if centre is None else centre
+        spread = stats.get("std") or 1.0
+        return rng.normal(float(centre), float(spread), size)
+    bounds = np.array([low, *stats.get("edges", []), high], dtype=np.float64)
+    weights = np.asarray(proportions, dtype=np.float64)
+    weights = weights / weights.sum()
+    bins = rng.choice(len(weights), size=size, p=weights)
+    return rng.uniform(bounds[bins], np.maximum(bounds[bins], bounds[bins + 1]))

@@ -8,7 +8,10 @@ Layout under the root::
     <root>/<name>/.lock                                     serialises alias moves
 
 A version is written into a temporary folder and renamed into place, so it appears whole or
-not at all; its files are then made read-only. Aliases move under an exclusive lock by
+not at all; its files are then made read-only. Before the rename the artifact is loaded back
+from the staged bytes and checked as serving would use it (:mod:`models.servable`): a version
+that would not build, score like its library or explain additively is refused, and nothing
+of it is left behind. Aliases move under an exclusive lock by
 replacing ``aliases.json`` atomically, so readers never need the lock and never see a
 half-written file. Every move is kept in the alias history, which is what ``rollback`` uses.
 """
@@ -23,7 +26,7 @@ import os
 import re
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,7 +36,8 @@ from pydantic import ValidationError
 
 from models.artifacts import load_artifact, save_artifact
 from models.manifest import MANIFEST_FILE, ModelKind, ModelManifest
-from schemas.errors import ArtifactIntegrityError, ModelNotFound, RegistryError
+from models.servable import Servability, check_servable
+from schemas.errors import ArtifactIntegrityError, ModelNotFound, RegistryError, UnservableModel
 
 ALIASES: Final = ("champion", "challenger")
 ALIASES_FILE: Final = "aliases.json"
@@ -78,9 +82,21 @@ class Registry:
     # --- writing versions ----------------------------------------------------------------
 
     def register(
-        self, model: Any, *, name: str, kind: str, manifest_fields: dict[str, Any]
+        self,
+        model: Any,
+        *,
+        name: str,
+        kind: str,
+        manifest_fields: dict[str, Any],
+        sample_rows: Sequence[Mapping[str, Any]] | None = None,
     ) -> ModelManifest:
-        """Store ``model`` as the next version of ``name`` and return its manifest."""
+        """Store ``model`` as the next version of ``name`` and return its manifest.
+
+        The stored bytes are loaded back and checked before the version becomes visible
+        (see :mod:`models.servable`), on ``sample_rows`` (feature dicts) when given, else on
+        rows drawn from the manifest's reference statistics. A version that fails raises
+        UnservableModel naming the check, and leaves no folder and no alias change.
+        """
         model_dir = self._model_dir(name)
         if kind not in get_args(ModelKind):
             raise RegistryError(
@@ -97,27 +113,13 @@ class Registry:
             os.chmod(staging / artifact.file, 0o444)
             created_at = datetime.now(UTC)
             version = self._latest_or_zero(name) + 1
+            fields = {"name": name, "kind": kind, "artifact": artifact, "created_at": created_at}
+            manifest = self._build_manifest(manifest_fields, version=version, **fields)
+            self._check_staged(staging, manifest, sample_rows)
             for _ in range(_MAX_REGISTER_ATTEMPTS):
-                manifest = self._build_manifest(
-                    manifest_fields,
-                    name=name,
-                    version=version,
-                    kind=kind,
-                    artifact=artifact,
-                    created_at=created_at,
-                )
-                _write_read_only(staging / MANIFEST_FILE, manifest.model_dump_json(indent=2))
-                target = model_dir / str(version)
-                if not target.exists():
-                    try:
-                        os.rename(staging, target)
-                    except OSError as exc:
-                        if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
-                            raise
-                    else:
-                        os.chmod(target, 0o555)
-                        _fsync_dir(model_dir)
-                        return manifest
+                manifest = self._build_manifest(manifest_fields, version=version, **fields)
+                if self._claim(staging, manifest):
+                    return manifest
                 version = max(version, self._latest_or_zero(name)) + 1
             raise RegistryError(f"could not claim a version number for {name!r}")
         except OSError as exc:
@@ -125,6 +127,35 @@ class Registry:
         finally:
             if staging.exists():
                 shutil.rmtree(staging, ignore_errors=True)
+
+    def _claim(self, staging: Path, manifest: ModelManifest) -> bool:
+        """Rename ``staging`` to the manifest's version folder; False if that is taken."""
+        _write_read_only(staging / MANIFEST_FILE, manifest.model_dump_json(indent=2))
+        model_dir = staging.parent
+        target = model_dir / str(manifest.version)
+        if target.exists():
+            return False
+        try:
+            os.rename(staging, target)
+        except OSError as exc:
+            if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                raise
+            return False
+        os.chmod(target, 0o555)
+        _fsync_dir(model_dir)
+        return True
+
+    @staticmethod
+    def _check_staged(
+        staging: Path, manifest: ModelManifest, rows: Sequence[Mapping[str, Any]] | None
+    ) -> Servability:
+        """Load the staged artifact from its bytes, as serving loads it, and check it."""
+        label = f"refused to register {manifest.name!r}"
+        try:
+            estimator = load_artifact(staging / manifest.artifact.file, manifest.artifact)
+        except ArtifactIntegrityError as exc:
+            raise UnservableModel(f"{label}: check load failed: {exc}", check="load") from exc
+        return check_servable(LoadedModel(manifest, estimator), label, rows)
 
     @staticmethod
     def _build_manifest(fields: dict[str, Any], **filled: Any) -> ModelManifest:
@@ -181,14 +212,22 @@ class Registry:
         return LoadedModel(manifest=manifest, estimator=self._load_artifact(manifest))
 
     def verify(self, name: str, version: int | None = None) -> ModelManifest:
-        """Check a version (None: the latest) end to end; raise ArtifactIntegrityError if bad.
+        """Check a version (None: the latest) end to end, as registration checked it.
 
         The manifest must parse and match its folder, the artifact's size and sha256 must
-        match the manifest, and the artifact must deserialise under the trusted type lists.
+        match the manifest, and the artifact must deserialise under the trusted type lists
+        (else ArtifactIntegrityError); then it must build, score like its library and explain
+        additively on rows from its reference statistics (else UnservableModel naming the
+        check; see :mod:`models.servable`).
         """
+        return self.check(name, version)[0]
+
+    def check(self, name: str, version: int | None = None) -> tuple[ModelManifest, Servability]:
+        """:meth:`verify`, also returning what the servability checks measured."""
         manifest = self.manifest(name, version)
-        self._load_artifact(manifest)
-        return manifest
+        estimator = self._load_artifact(manifest)
+        label = f"{manifest.name} v{manifest.version}"
+        return manifest, check_servable(LoadedModel(manifest, estimator), label)
 
     def _load_artifact(self, manifest: ModelManifest) -> Any:
         file = manifest.artifact.file

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -21,8 +21,20 @@ from models.explain.treeshap import TreeShapExplainer
 from models.featurespec import FeatureSpec
 from models.manifest import ModelManifest
 from models.policy import Policy
-from models.registry import LoadedModel
 from schemas.errors import ScoringError
+
+if TYPE_CHECKING:  # the registry checks versions with this module, so no import at run time
+    from models.registry import LoadedModel
+
+
+def probability(raw: FloatArray) -> FloatArray:
+    """The served score: the logistic function of the raw output (log-odds), stable for
+    large ``|raw|``.
+
+    >>> probability(np.array([0.0, 800.0, -800.0])).tolist()
+    [0.5, 1.0, 0.0]
+    """
+    return np.asarray(0.5 * (1.0 + np.tanh(0.5 * raw)), dtype=np.float64)
 
 
 @dataclass(frozen=True)

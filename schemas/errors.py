@@ -13,6 +13,7 @@ are translated at the boundary with ``raise ... from exc``, keeping the original
     │   ├── ModelNotFound      no such model, version or alias
     │   ├── ArtifactIntegrityError
     │   │                      an artifact's bytes do not match its manifest
+    │   ├── UnservableModel    a version would not load, score or explain as serving does
     │   └── PromotionRefused   a promotion gate failed and the promotion was not forced
     ├── ScoringError           a model could not score a batch
     ├── ExplainerError         a model cannot be explained, or a batch does not fit it
@@ -56,6 +57,17 @@ class ModelNotFound(RegistryError):
 
 class ArtifactIntegrityError(RegistryError):
     """An artifact's bytes do not match the sha256 recorded in its manifest."""
+
+
+class UnservableModel(RegistryError):
+    """A version fails a servability check (build, rows, score or additivity).
+
+    ``check`` names the check that failed; the message says what it found.
+    """
+
+    def __init__(self, message: str, *, check: str) -> None:
+        super().__init__(message)
+        self.check = check
 
 
 class ScoringError(ScorerError):

@@ -15,7 +15,7 @@ from typing import Any
 
 from models.manifest import ModelManifest
 from models.registry import ALIASES, AliasMove, Registry
-from schemas.errors import ArtifactIntegrityError, PromotionRefused
+from schemas.errors import ArtifactIntegrityError, PromotionRefused, RegistryError, UnservableModel
 from streams.release.promotion import Promotion, actor_name, promote, rollback
 from streams.settings import Settings, load_settings
 
@@ -54,11 +54,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     verify = actions.add_parser(
         "verify",
         parents=[common],
-        help="check manifests, artifact sha256 and safe loading",
+        help="check manifests, artifact sha256, safe loading, scores and explanations",
         description=(
             "Check that each manifest parses, that the artifact's size and sha256 match it, "
-            "and that the artifact loads under the trusted type lists. Without VERSION every "
-            "version of the model is checked."
+            "that the artifact loads under the trusted type lists (check load), that it builds "
+            "as serving builds it (build), that its scores on rows drawn from the reference "
+            "statistics equal the library's own predict_proba (score) and that its "
+            "explanations add up to its output (additivity). Registration runs the same "
+            "checks. Without VERSION every version of the model is checked."
         ),
     )
     verify.add_argument("name")
@@ -246,16 +249,18 @@ def _verify(args: argparse.Namespace) -> int:
         versions = [args.version]
     else:
         versions = registry.versions(args.name) or [registry.resolve(args.name, None)]
-    failures: list[str] = []
+    failures: list[RegistryError] = []
     for version in versions:
         try:
             manifest = registry.verify(args.name, version)
-        except ArtifactIntegrityError as exc:
-            failures.append(str(exc))
+        except (ArtifactIntegrityError, UnservableModel) as exc:
+            failures.append(exc)
             continue
         print(f"ok {args.name} v{version} sha256 {manifest.artifact.sha256}")
+    if len(failures) == 1:
+        raise failures[0]
     if failures:
-        raise ArtifactIntegrityError("; ".join(failures))
+        raise RegistryError("; ".join(str(f) for f in failures))
     return 0
 
 

@@ -32,7 +32,7 @@ import orjson
 
 from models.featurespec import Reject
 from models.policy import ADVERSE_DECISIONS
-from models.scoring_model import ScoringModel
+from models.scoring_model import ScoringModel, probability
 from schemas.contracts import MAX_REASON_CODES, MAX_TOP_FEATURES, SCHEMA_VERSION, RejectReason
 
 _SORTED = orjson.OPT_SORT_KEYS
@@ -68,10 +68,6 @@ def material_floor(per_feature: np.ndarray) -> np.ndarray:
     """
     pushed_up = np.where(per_feature > 0.0, per_feature, 0.0).sum(axis=1)
     return np.maximum(REASON_MIN_SHARE * pushed_up, REASON_MIN_LOG_ODDS)
-
-
-def _sigmoid(raw: np.ndarray) -> np.ndarray:
-    return np.asarray(0.5 * (1.0 + np.tanh(0.5 * raw)))  # stable for large |raw|
 
 
 def score_batch(
@@ -144,7 +140,7 @@ def _build(
 ) -> None:
     spec, policy, ref = model.spec, model.policy, model.ref
     names = spec.names
-    scores = _sigmoid(raw)
+    scores = probability(raw)
     labels = policy.decide(scores).tolist()
     thresholds = policy.thresholds
     scored_at = datetime.now(UTC)

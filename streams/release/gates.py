@@ -8,12 +8,16 @@ in order, under the thresholds of a :class:`~streams.release.policy.PromotionPol
    against the champion's feature spec. An incompatible spec stops here: no recorded
    traffic is read for it.
 2. ``holdout``: holdout metrics not worse than the champion's beyond a tolerance.
-3. ``feature_spec_traffic``: the candidate rejects none of the recorded events the champion
+3. ``reference``: the manifest holds reference statistics for every feature. Without them
+   the drift monitors of those features are empty and no sample can be drawn, so a champion
+   would be watched by nothing.
+4. ``feature_spec_traffic``: the candidate rejects none of the recorded events the champion
    decided (when recorded traffic was read).
-4. ``additivity``: explanations add up to the model's output on a sample (recorded events,
-   else events drawn from the training reference statistics).
-5. ``disparate_impact``: the ratio is above the floor at training and on recorded traffic.
-6. ``replay_flips``: the share of recorded champion decisions the candidate changes.
+5. ``additivity``: explanations add up to the model's output on a sample (recorded events,
+   else events drawn from the training reference statistics; skipped when neither exists,
+   never judged on rows made up from imputation values).
+6. ``disparate_impact``: the ratio is above the floor at training and on recorded traffic.
+7. ``replay_flips``: the share of recorded champion decisions the candidate changes.
 
 A skipped gate does not block; only a failure does.
 """
@@ -28,6 +32,8 @@ import numpy as np
 
 from models.featurespec import Feature, FeatureKind, FeatureSpec
 from models.manifest import ModelManifest
+from models.reference import features_without_statistics
+from models.reference import reference_sample as reference_sample  # re-exported
 from streams.release.policy import FairnessGate, HoldoutGate, PromotionPolicy, ReplayGate
 
 GateStatus = Literal["pass", "fail", "skip"]
@@ -223,7 +229,26 @@ def holdout_gate(
     return GateResult("holdout", FAIL if worse else PASS, detail, numbers)
 
 
-# --- 3. explanation additivity --------------------------------------------------------------
+# --- 3. reference statistics ---------------------------------------------------------------
+
+
+def reference_gate(candidate: ModelManifest) -> GateResult:
+    """Fails when the candidate's manifest has no reference statistics for some feature."""
+    missing = features_without_statistics(candidate)
+    total = len(candidate.feature_spec.features)
+    numbers = {"features": total, "without_statistics": missing}
+    if missing:
+        return GateResult(
+            "reference",
+            FAIL,
+            f"no reference statistics for {len(missing)} of {total} features ({missing}): "
+            "their drift monitors would be empty and no sample can be drawn",
+            numbers,
+        )
+    return GateResult("reference", PASS, f"statistics for all {total} features", numbers)
+
+
+# --- 4. explanation additivity --------------------------------------------------------------
 
 
 def additivity_gate(errors: np.ndarray, max_error: float, source: str) -> GateResult:
@@ -247,7 +272,28 @@ def additivity_gate(errors: np.ndarray, max_error: float, source: str) -> GateRe
     return GateResult("additivity", PASS, detail, numbers)
 
 
-# --- 4. disparate impact --------------------------------------------------------------------
+def _additivity(
+    candidate: ModelManifest,
+    replay: TrafficReplay,
+    explain_sample: Callable[[], np.ndarray],
+    max_error: float,
+) -> GateResult:
+    """On recorded traffic when it was explained, else on a reference sample, else skipped."""
+    if replay.additivity_errors.size:
+        return additivity_gate(replay.additivity_errors, max_error, "recorded traffic")
+    missing = features_without_statistics(candidate)
+    if missing:
+        which = "" if len(missing) == len(candidate.feature_spec.features) else f" for {missing}"
+        return GateResult(
+            "additivity",
+            SKIP,
+            f"no reference statistics{which}: no rows to explain (and no recorded traffic)",
+            {"sample": 0, "without_statistics": missing},
+        )
+    return additivity_gate(explain_sample(), max_error, "the training reference")
+
+
+# --- 5. disparate impact --------------------------------------------------------------------
 
 
 def _training_ratios(fairness: Mapping[str, Any]) -> dict[str, float]:
@@ -289,7 +335,7 @@ def fairness_gate(
     return GateResult("disparate_impact", PASS, f"floor {floor:g}: {detail}", numbers)
 
 
-# --- 5. replay flips ------------------------------------------------------------------------
+# --- 6. replay flips ------------------------------------------------------------------------
 
 
 def replay_gate(replay: TrafficReplay, policy: ReplayGate) -> GateResult:
@@ -334,8 +380,8 @@ def evaluate_promotion(
 
     ``replay_traffic`` reads and replays recorded traffic (None: not wanted, the traffic
     gates are skipped); ``explain_sample`` returns additivity errors on a reference sample,
-    used when no recorded event was explained. An incompatible feature spec returns at once,
-    before either is called.
+    used when no recorded event was explained and the reference covers every feature. An
+    incompatible feature spec returns at once, before either is called.
     """
     spec = feature_spec_gate(candidate.feature_spec, champion.feature_spec if champion else None)
     if spec.failed:
@@ -343,6 +389,7 @@ def evaluate_promotion(
     results = [
         spec,
         holdout_gate(candidate.metrics, champion.metrics if champion else None, policy.holdout),
+        reference_gate(candidate),
     ]
     replay = (
         replay_traffic()
@@ -351,70 +398,7 @@ def evaluate_promotion(
     )
     if replay.report is not None:
         results.append(traffic_features_gate(replay.report["events"]))
-    if replay.additivity_errors.size:
-        errors, source = replay.additivity_errors, "recorded traffic"
-    else:
-        errors, source = explain_sample(), "the training reference"
-    results.append(additivity_gate(errors, policy.additivity.max_error, source))
+    results.append(_additivity(candidate, replay, explain_sample, policy.additivity.max_error))
     results.append(fairness_gate(candidate.fairness, replay.report, policy.fairness))
     results.append(replay_gate(replay, policy.replay))
     return results
-
-
-# --- a sample from the reference statistics -------------------------------------------------
-
-
-def reference_sample(manifest: ModelManifest, size: int, seed: int = 0) -> list[dict[str, Any]]:
-    """Feature dicts drawn from the manifest's reference statistics, valid for its spec.
-
-    Numeric values are drawn bin by bin from the reference's quantile bins (uniform inside
-    a bin, within the observed range), categories by their frequencies; a feature without
-    statistics gets its imputation value spread by one unit. Nullable features are null at
-    their reference missing rate.
-    """
-    rng = np.random.default_rng(seed)
-    stats_root = manifest.reference.get("features")
-    stats = stats_root if isinstance(stats_root, Mapping) else {}
-    columns = {
-        feature.name: _draw(feature, stats.get(feature.name) or {}, size, rng)
-        for feature in manifest.feature_spec.features
-    }
-    return [{name: values[i] for name, values in columns.items()} for i in range(size)]
-
-
-def _draw(
-    feature: Feature, stats: Mapping[str, Any], size: int, rng: np.random.Generator
-) -> list[Any]:
-    if feature.kind is FeatureKind.NUMERIC:
-        values: list[Any] = _draw_numeric(feature, stats, size, rng).tolist()
-        if feature.nullable:
-            missing = rng.random(size) < float(stats.get("missing_rate") or 0.0)
-            values = [None if m else v for v, m in zip(values, missing.tolist(), strict=True)]
-        return values
-    options = feature.categories if feature.kind is FeatureKind.CATEGORICAL else ["false", "true"]
-    frequencies = stats.get("frequencies") or {}
-    weights = np.array([float(frequencies.get(o, 0.0)) for o in options])
-    weights = (
-        weights / weights.sum() if weights.sum() > 0 else np.full(len(options), 1 / len(options))
-    )
-    picked = rng.choice(len(options), size=size, p=weights)
-    if feature.kind is FeatureKind.BOOLEAN:
-        return [bool(i) for i in picked.tolist()]
-    return [options[i] for i in picked.tolist()]
-
-
-def _draw_numeric(
-    feature: Feature, stats: Mapping[str, Any], size: int, rng: np.random.Generator
-) -> np.ndarray:
-    low, high = stats.get("min"), stats.get("max")
-    proportions = stats.get("proportions") or []
-    if low is None or high is None or not proportions:
-        centre = stats.get("mean")
-        centre = feature.impute if centre is None else centre
-        spread = stats.get("std") or 1.0
-        return rng.normal(float(centre), float(spread), size)
-    bounds = np.array([low, *stats.get("edges", []), high], dtype=np.float64)
-    weights = np.asarray(proportions, dtype=np.float64)
-    weights = weights / weights.sum()
-    bins = rng.choice(len(weights), size=size, p=weights)
-    return rng.uniform(bounds[bins], np.maximum(bounds[bins], bounds[bins + 1]))

@@ -24,13 +24,14 @@ from typing import Any
 
 import numpy as np
 
+from models.reference import reference_sample
 from models.registry import AliasMove, Registry
 from models.scoring_model import ScoringModel
 from schemas.contracts import MAX_DETAIL_LENGTH, MAX_ID_LENGTH, ModelEvent
 from schemas.errors import BrokerError, ConfigError
 from streams.core.scoring import score_batch
 from streams.model_events import publish_model_event
-from streams.release.gates import GateResult, TrafficReplay, evaluate_promotion, reference_sample
+from streams.release.gates import GateResult, TrafficReplay, evaluate_promotion
 from streams.release.policy import PromotionPolicy, load_policy, policy_path
 from streams.release.replay import replay_report
 from streams.settings import Settings

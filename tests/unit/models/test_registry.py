@@ -20,6 +20,7 @@ from sklearn.preprocessing import StandardScaler
 
 from models.featurespec import Feature, FeatureSpec
 from models.manifest import ModelManifest, TrainingInfo
+from models.reference import build_reference
 from models.registry import AliasMove, Registry
 from schemas.errors import ArtifactIntegrityError, ModelNotFound, RegistryError
 from tests.support.cli import ScorerCli
@@ -550,7 +551,9 @@ def test_cli_verify(scorer_cli: ScorerCli, registry: Registry, manifest_fields: 
 def test_cli_promote_and_rollback_without_a_broker(
     scorer_cli: ScorerCli, registry: Registry, manifest_fields: dict
 ):
-    _register(registry, manifest_fields, "demo", 2)
+    # a champion needs reference statistics for every feature (the ``reference`` gate)
+    spec = manifest_fields["feature_spec"]
+    _register(registry, {**manifest_fields, "reference": build_reference(spec, ROWS)}, "demo", 2)
     root = str(registry.root)
     code, out, err = scorer_cli("models", "promote", "demo", "1", "--registry", root)
     assert code == 0

@@ -210,9 +210,9 @@ def test_recorded_traffic_explanations_replace_the_reference_sample(registry: Re
         explain_sample=lambda: sampled.append(1) or np.zeros(1),
     )  # fmt: skip
     statuses = {r.gate: r.status for r in results}
-    assert statuses == {"feature_spec": "pass", "holdout": "pass", "feature_spec_traffic": "pass",
-                        "additivity": "pass", "disparate_impact": "pass",
-                        "replay_flips": "pass"}  # fmt: skip
+    assert statuses == {"feature_spec": "pass", "holdout": "pass", "reference": "pass",
+                        "feature_spec_traffic": "pass", "additivity": "pass",
+                        "disparate_impact": "pass", "replay_flips": "pass"}  # fmt: skip
     additivity = next(r for r in results if r.gate == "additivity")
     assert additivity.numbers["source"] == "recorded traffic" and sampled == []
     skipped = evaluate_promotion(manifest, None, PromotionPolicy(), replay_traffic=None,
