@@ -20,7 +20,6 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-import orjson
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Message, TopicPartition
 
 from models.manifest import ModelManifest
@@ -31,7 +30,7 @@ from streams.core.decode import decode_events
 from streams.kafka import clients
 from streams.kafka.messages import partition_count, usable
 from streams.model_events import publish_model_event
-from streams.outcomes.join import parse_feedback
+from streams.outcomes.join import parse_decisions, parse_feedback
 from streams.outcomes.label_gate import LabelGate
 from streams.runtime import Service
 from streams.settings import Settings
@@ -150,7 +149,7 @@ def learn_batch(
     if events:
         learner.remember_events(decode_events(events).events)
     if decisions:
-        learner.remember_decisions([orjson.loads(value or b"{}") for value in decisions])
+        learner.remember_decisions(parse_decisions(decisions)[0])  # the owner counts the rest
     if not labels:
         return 0
     accepted, _ = parse_feedback(labels)

@@ -23,7 +23,10 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
+
+import orjson
 
 from schemas.contracts import RejectReason
 
@@ -178,3 +181,39 @@ def parse_feedback(
             )
         )
     return accepted, rejects
+
+
+def parse_decisions(values: Sequence[bytes | None]) -> tuple[list[dict[str, Any]], int]:
+    """The decision records the join can hold, and how many were unusable.
+
+    The scorer writes every decision, so an unusable one (not JSON, or missing what the join
+    keeps) is a record some other producer put on the topic: it is skipped and counted, never
+    allowed to stop the process reading it.
+
+    >>> good = b'{"event_id": "e1", "score": 0.2, "decision": "approve", "input_hash": "h", '
+    >>> good += b'"event_time": "2024-05-01T00:00:00Z", "model": {"name": "m", "version": 1}}'
+    >>> rows, skipped = parse_decisions([good, b"{not json", None, b'{"event_id": "e2"}'])
+    >>> [r["event_id"] for r in rows], skipped
+    (['e1'], 3)
+    """
+    rows: list[dict[str, Any]] = []
+    skipped = 0
+    for value in values:
+        try:
+            row = orjson.loads(value or b"null")
+            usable = (
+                isinstance(row["event_id"], str)
+                and isinstance(row["score"], int | float)
+                and isinstance(row["decision"], str)
+                and isinstance(row["input_hash"], str)
+                and isinstance(row["model"]["name"], str)
+                and isinstance(row["model"]["version"], int)
+            )
+            datetime.fromisoformat(row["event_time"])
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            usable = False
+        if usable:
+            rows.append(row)
+        else:
+            skipped += 1
+    return rows, skipped

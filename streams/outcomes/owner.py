@@ -46,7 +46,7 @@ from streams.monitoring.batch import LabelledBatch
 from streams.monitoring.monitor_set import MonitorSet
 from streams.monitoring.summary import Stream
 from streams.observability import ScorerMetrics
-from streams.outcomes.join import FeedbackJoiner, Joined, parse_feedback
+from streams.outcomes.join import FeedbackJoiner, Joined, parse_decisions, parse_feedback
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -103,8 +103,12 @@ class MonitorOwner:
         return records
 
     def decisions(self, values: list[bytes | None]) -> None:
-        """Remember the champion's decisions for the label join."""
-        rows = [orjson.loads(v) for v in values if v is not None]
+        """Remember the champion's decisions for the label join (unusable records are
+        skipped and counted)."""
+        rows, skipped = parse_decisions(values)
+        if skipped:
+            log.error("%d decision record(s) skipped: not decisions the join can hold", skipped)
+            self.metrics.errors.labels("decision_record").inc(skipped)
         if not rows:
             return
         self.joiner.remember(

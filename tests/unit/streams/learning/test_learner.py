@@ -85,7 +85,7 @@ def test_a_batch_learns_the_labels_read_with_their_events_and_decisions(
     learned = learn_batch(
         learner,
         [*traffic.events, b"{not json", None],  # the scorer dead-letters these
-        traffic.decisions,
+        [*traffic.decisions, b"{not json", None, b'{"model": null}'],  # skipped, not fatal
         [*traffic.feedback, b'{"event_id": "x", "label": 7}', None],  # the owner does
     )
 

@@ -224,6 +224,15 @@ def test_a_label_joins_its_decision_once_and_the_rest_are_rejected_with_a_reason
     assert count(owner.metrics, "scorer_feedback_labels_total", outcome="rejected") == 4
 
 
+def test_unusable_decision_records_are_skipped_and_counted(traffic: Traffic) -> None:
+    owner = owner_of(traffic)
+    garbage = [b"{not json", b"null", b'{"event_id": "e"}', b'{"event_id": 1, "score": "x"}']
+    owner.decisions([*garbage, *traffic.decisions[:10]])  # never raises
+    assert count(owner.metrics, "scorer_errors_total", kind="decision_record") == len(garbage)
+    _, rejects = labels_of(owner, [traffic.feedback[0], traffic.feedback[1]])
+    assert rejects == []  # the decisions around the garbage were remembered
+
+
 def test_joined_labels_become_concept_drift_alerts(traffic: Traffic) -> None:
     owner = owner_of(traffic)
     owner.decisions(list(traffic.decisions))
