@@ -16,31 +16,28 @@ from pathlib import Path
 
 import pytest
 
-from models.datasets import agrawal
 from models.registry import ALIASES_FILE, Registry
-from models.training import TrainedModel, train
+from models.training import TrainedModel
 from schemas.errors import ModelNotFound, ScorerError
 from streams.engine.model_watch import ModelWatcher
 from streams.observability import ScorerMetrics
 from streams.settings import Settings
+from tests.support.models import RegisterModels, TrainModel
 
 SETTINGS = Settings(bootstrap_servers="127.0.0.1:1")
 NAME = "loans"
 
 
 @pytest.fixture(scope="module")
-def trained() -> TrainedModel:
-    return train(agrawal(1000, seed=21), "logistic", seed=21)
+def trained(train_model: TrainModel) -> TrainedModel:
+    return train_model("logistic", rows=1000, seed=21)
 
 
 @pytest.fixture
-def registry(tmp_path: Path, trained: TrainedModel) -> Registry:
+def registry(tmp_path: Path, trained: TrainedModel, register_models: RegisterModels) -> Registry:
     """Three versions of ``loans``; v1 is the champion."""
     registry = Registry(tmp_path / "registry")
-    for _ in range(3):
-        registry.register(trained.estimator, name=NAME, kind="logistic",
-                          manifest_fields=trained.manifest_fields)  # fmt: skip
-    registry.set_alias(NAME, "champion", 1, actor="test")
+    register_models(trained, trained, trained, name=NAME, registry=registry, champion=1)
     return registry
 
 

@@ -14,13 +14,14 @@ from pathlib import Path
 import orjson
 import pytest
 
-from models.datasets import agrawal, agrawal_stream
+from models.datasets import agrawal_stream
 from models.online import OnlineLearner
 from models.registry import Registry
 from models.scoring_model import ScoringModel
-from models.training import TrainedModel, train
+from models.training import TrainedModel
 from streams.core.scoring import score_batch
 from streams.learning.learner import learn_batch, register_learned, registered_reason
+from tests.support.models import RegisterModels, TrainModel
 
 NAME = "loans"
 SOURCE = "online:feedback"
@@ -38,16 +39,14 @@ class Traffic:
 
 
 @pytest.fixture(scope="module")
-def trained() -> TrainedModel:
-    return train(agrawal(1500, seed=5), "river-logistic", seed=5)
+def trained(train_model: TrainModel) -> TrainedModel:
+    return train_model("river-logistic", rows=1500, seed=5)
 
 
 @pytest.fixture
-def registry(tmp_path: Path, trained: TrainedModel) -> Registry:
+def registry(tmp_path: Path, trained: TrainedModel, register_models: RegisterModels) -> Registry:
     registry = Registry(tmp_path / "registry")
-    registry.register(trained.estimator, name=NAME, kind="river-logistic",
-                      manifest_fields=trained.manifest_fields)  # fmt: skip
-    registry.set_alias(NAME, "champion", 1, actor="test")
+    register_models(trained, name=NAME, registry=registry, champion=1)
     return registry
 
 
