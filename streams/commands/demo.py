@@ -37,7 +37,7 @@ from models.datasets import agrawal, agrawal_stream
 from models.manifest import ModelKind
 from models.registry import Registry
 from models.training import train
-from schemas.errors import BrokerError
+from schemas.errors import BrokerError, ScorerError
 from streams.kafka.clients import producer as kafka_producer
 from streams.kafka.clients import reader_consumer, require_broker
 from streams.paths import var_dir
@@ -283,6 +283,22 @@ def _start(log_path: Path, env: dict[str, str], *argv: str) -> subprocess.Popen[
         )  # fmt: skip
 
 
+def _await_serving(scorer: subprocess.Popen[bytes], log_path: Path, timeout: float = 120.0) -> None:
+    """Wait until the scorer logs that it serves, so the demo's events and labels do not pile
+    up behind its start (a label read before its decision is written cannot join it)."""
+    start = log_path.stat().st_size if log_path.exists() else 0
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with open(log_path, "rb") as log:
+            log.seek(start)
+            if b" serving " in log.read():
+                return
+        if scorer.poll() is not None:
+            raise ScorerError(f"the scorer exited with {scorer.returncode}; see {log_path}")
+        time.sleep(0.1)
+    raise ScorerError(f"the scorer did not start serving within {timeout:.0f} s; see {log_path}")
+
+
 def _stop(*processes: subprocess.Popen[bytes]) -> None:
     """SIGTERM each in turn (scorers first, then the monitor owner) and wait for it."""
     for process in processes:
@@ -345,6 +361,7 @@ def _demo(args: argparse.Namespace) -> int:
         str(settings.metrics_port),
     )
     owner = _start(log_dir / "monitor.log", env, "monitor", "--group-id", "scorer-demo-monitor")
+    _await_serving(scorer, log_dir / "serve.log")
     print(
         f"scorer started (pid {scorer.pid}, log {log_dir / 'serve.log'}, "
         f"metrics http://127.0.0.1:{settings.metrics_port}/metrics), monitor owner started "
