@@ -5,7 +5,9 @@ Every explainer follows :class:`Explainer`: ``explain(X)`` returns an
 output ``raw`` up to rounding, per column of the design matrix:
 
 - :class:`LinearExplainer`: scikit-learn linear models, weight × centred input;
-- :class:`TreeShapExplainer`: scikit-learn gradient boosting and trees, exact TreeSHAP;
+- :class:`TreeShapExplainer`: scikit-learn trees, forests and gradient boosting, exact
+  TreeSHAP (of the probability of class 1 for trees and forests of classifiers, see
+  :attr:`TreeShapExplainer.output_space`);
 - :class:`RiverLinearExplainer`: river logistic regression, weight × (scaled) input.
 """
 
@@ -15,13 +17,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy.typing as npt
-from sklearn.ensemble import GradientBoostingClassifier, GradientBoostingRegressor
-from sklearn.tree import DecisionTreeRegressor
 
 from models.explain.base import Explainer, ExplainerError, ExplanationBatch
 from models.explain.linear import LinearExplainer
 from models.explain.river_linear import RiverLinearExplainer
-from models.explain.treeshap import TreeShapExplainer
+from models.explain.treeshap import TREE_MODELS, TreeShapExplainer
 
 __all__ = [
     "Explainer",
@@ -49,8 +49,6 @@ def explainer_for(
         if columns is None:
             raise ExplainerError("a river model needs the ordered column names")
         return RiverLinearExplainer(model, columns)
-    if isinstance(model, GradientBoostingClassifier | GradientBoostingRegressor):
-        return TreeShapExplainer(model)
-    if isinstance(model, DecisionTreeRegressor):
+    if isinstance(model, TREE_MODELS):
         return TreeShapExplainer(model)
     return LinearExplainer.from_model(model, reference_mean=reference_mean)
