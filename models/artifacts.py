@@ -8,6 +8,9 @@ swapped between the check and the load.
   objects without running pickle. skops trusts a lot by default (every scikit-learn
   estimator), so every type named in the file must also be on :data:`SKOPS_TRUSTED_TYPES`,
   an explicit allow-list for the models this project trains; anything else is refused.
+- models from elsewhere (kinds ``sklearn``, ``lightgbm``, ``xgboost``) are stored by their
+  family (:mod:`models.external`): skops under the family's own allow-list, LightGBM's text
+  model format, XGBoost's JSON or UBJSON; none of them runs pickle.
 - river models (kind ``river-logistic``) are pickled. Their bytes are hash-checked before
   unpickling, and the unpickler only resolves river classes and a few harmless standard
   types (:data:`PICKLE_TRUSTED_MODULES`, :data:`PICKLE_TRUSTED_GLOBALS`).
@@ -29,10 +32,17 @@ from typing import Any, Final
 
 import skops.io as sio
 
+from models.external.families import EXTERNAL_KINDS, family_for_kind
 from models.manifest import ArtifactFormat, ArtifactInfo
 from schemas.errors import ArtifactIntegrityError, RegistryError
 
-ARTIFACT_FILES: Final[dict[str, str]] = {"skops": "artifact.skops", "pickle": "artifact.pkl"}
+ARTIFACT_FILES: Final[dict[str, str]] = {
+    "skops": "artifact.skops",
+    "pickle": "artifact.pkl",
+    "lightgbm-text": "artifact.lgb.txt",
+    "xgboost-json": "artifact.xgb.json",
+    "xgboost-ubj": "artifact.xgb.ubj",
+}
 """The artifact's file name in its version folder, by format."""
 
 KIND_FORMATS: Final[dict[str, ArtifactFormat]] = {
@@ -118,7 +128,7 @@ PICKLE_TRUSTED_GLOBALS: Final[frozenset[tuple[str, str]]] = frozenset(
 
 
 def format_for_kind(kind: str) -> ArtifactFormat:
-    """The artifact format used for a model kind."""
+    """The artifact format used for a model kind trained here."""
     try:
         return KIND_FORMATS[kind]
     except KeyError:
@@ -137,6 +147,11 @@ def save_artifact(model: Any, kind: str, directory: Path) -> ArtifactInfo:
     The model is refused (RegistryError) when it could not be loaded back under the trusted
     lists, so that an unloadable version is never registered.
     """
+    if kind in EXTERNAL_KINDS:
+        family = family_for_kind(kind)
+        external_format, data = family.dumps(model)
+        family.loads(external_format, data)
+        return _write(data, external_format, directory)  # type: ignore[arg-type]
     fmt = format_for_kind(kind)
     if fmt == "skops":
         data = sio.dumps(model)
@@ -155,6 +170,10 @@ def save_artifact(model: Any, kind: str, directory: Path) -> ArtifactInfo:
             _restricted_unpickle(data)
         except ArtifactIntegrityError as exc:
             raise RegistryError(f"cannot store {type(model).__name__}: {exc}") from exc
+    return _write(data, fmt, directory)
+
+
+def _write(data: bytes, fmt: ArtifactFormat, directory: Path) -> ArtifactInfo:
     path = Path(directory) / ARTIFACT_FILES[fmt]
     with open(path, "xb") as handle:
         handle.write(data)
@@ -186,9 +205,17 @@ def read_verified(path: Path, info: ArtifactInfo) -> bytes:
     return data
 
 
-def load_artifact(path: Path, info: ArtifactInfo) -> Any:
-    """Check the artifact file at ``path`` against ``info``, then deserialise those bytes."""
+def load_artifact(path: Path, info: ArtifactInfo, kind: str | None = None) -> Any:
+    """Check the artifact file at ``path`` against ``info``, then deserialise those bytes
+    (a model from elsewhere, ``kind`` in :data:`EXTERNAL_KINDS`, by its family)."""
     data = read_verified(path, info)
+    if kind in EXTERNAL_KINDS:
+        try:
+            return family_for_kind(kind).loads(info.format, data)
+        except ArtifactIntegrityError:
+            raise
+        except Exception as exc:  # a library refusing its own bytes: corrupt or replaced
+            raise ArtifactIntegrityError(f"artifact {path} cannot be loaded: {exc}") from exc
     if info.format == "skops":
         return _load_skops(data, path)
     return _restricted_unpickle(data)
@@ -211,25 +238,41 @@ def skops_types(data: bytes) -> set[str]:
     return found
 
 
-def skops_untrusted_types(data: bytes) -> list[str]:
-    """Types in a skops file that are not on :data:`SKOPS_TRUSTED_TYPES` (sorted)."""
+def skops_untrusted_types(
+    data: bytes, trusted: frozenset[str] = SKOPS_TRUSTED_TYPES
+) -> list[str]:
+    """Types in a skops file that are not on ``trusted`` (sorted)."""
     named = skops_types(data) | set(sio.get_untrusted_types(data=data))
-    return sorted(named - SKOPS_TRUSTED_TYPES)
+    return sorted(named - trusted)
+
+
+def load_skops(
+    data: bytes,
+    trusted: frozenset[str],
+    where: str,
+    error: type[RegistryError] = ArtifactIntegrityError,
+    hint: str = "",
+) -> Any:
+    """The object in skops ``data``, only when every type the file names is on ``trusted``;
+    else ``error`` naming ``where`` (and ``hint`` after an untrusted-types refusal)."""
+    try:
+        untrusted = skops_untrusted_types(data, trusted)
+    except (zipfile.BadZipFile, KeyError, ValueError) as exc:
+        raise error(f"{where} is not a valid skops file: {_one_line(exc)}") from exc
+    if untrusted:
+        raise error(f"{where} refused: untrusted type(s) {', '.join(untrusted)}{hint}")
+    try:
+        return sio.loads(data, trusted=sorted(trusted))
+    except Exception as exc:  # skops raises many types; all mean "cannot load"
+        raise error(f"{where} cannot be loaded by skops: {_one_line(exc)}") from exc
 
 
 def _load_skops(data: bytes, path: Path) -> Any:
-    try:
-        untrusted = skops_untrusted_types(data)
-    except (zipfile.BadZipFile, KeyError, ValueError) as exc:
-        raise ArtifactIntegrityError(f"artifact {path} is not a valid skops file: {exc}") from exc
-    if untrusted:
-        raise ArtifactIntegrityError(
-            f"artifact {path} refused: untrusted type(s) {', '.join(untrusted)}"
-        )
-    try:
-        return sio.loads(data, trusted=sorted(SKOPS_TRUSTED_TYPES))
-    except Exception as exc:  # skops raises many types; all mean "cannot load"
-        raise ArtifactIntegrityError(f"artifact {path} cannot be loaded by skops: {exc}") from exc
+    return load_skops(data, SKOPS_TRUSTED_TYPES, f"artifact {path}")
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
 
 
 class _RiverUnpickler(pickle.Unpickler):

@@ -17,6 +17,7 @@ True
 
 from __future__ import annotations
 
+import argparse
 import csv
 import hashlib
 import itertools
@@ -294,6 +295,20 @@ def agrawal_events(count: int | None = None, **options: Any) -> Iterator[dict[st
 
 
 # --- CSV --------------------------------------------------------------------------------------
+
+
+def csv_delimiter(text: str) -> str:
+    r"""A ``--delimiter`` argument as the character it means; ``\t`` (as typed in a shell)
+    and ``tab`` mean a tab.
+
+    >>> csv_delimiter(";"), csv_delimiter("tab")
+    (';', '\t')
+    """
+    if text in ("\\t", "tab"):
+        return "\t"
+    if len(text) != 1:
+        raise argparse.ArgumentTypeError(f"one character expected, got {text!r}")
+    return text
 
 
 def _as_float(text: str) -> float | None:

@@ -3,7 +3,7 @@
 It carries everything needed to serve, explain, monitor and audit the version without
 the training data: the feature spec and policy, reason-code wording, metrics and fairness
 at training, reference statistics for drift, explainer constants, and lineage (artifact
-and data hashes, code version, parent version).
+and data hashes, code version, parent version, and for a model from elsewhere its source).
 """
 
 from __future__ import annotations
@@ -16,8 +16,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from models.featurespec import FeatureSpec
 from models.policy import Policy
 
-ModelKind = Literal["logistic", "gbt", "river-logistic"]
-ArtifactFormat = Literal["skops", "pickle"]
+ModelKind = Literal["logistic", "gbt", "river-logistic", "sklearn", "lightgbm", "xgboost"]
+"""``logistic``, ``gbt`` and ``river-logistic`` are trained by ``scorer train`` on the design
+matrix; ``sklearn``, ``lightgbm`` and ``xgboost`` are models from elsewhere that read the
+user's own columns (:mod:`models.external`)."""
+ArtifactFormat = Literal["skops", "pickle", "lightgbm-text", "xgboost-json", "xgboost-ubj"]
 
 MANIFEST_FILE = "manifest.json"
 
@@ -62,3 +65,6 @@ class ModelManifest(BaseModel):
     reference: dict[str, Any] = Field(default_factory=dict)
     explainer: dict[str, Any] = Field(default_factory=dict)
     training: TrainingInfo
+    lineage: dict[str, Any] = Field(default_factory=dict)
+    """Where a model from elsewhere came from: its file and sha256, or its MLflow URI, run id
+    and model version; empty for a model trained here (``training`` says it all)."""

@@ -152,7 +152,9 @@ class Registry:
         """Load the staged artifact from its bytes, as serving loads it, and check it."""
         label = f"refused to register {manifest.name!r}"
         try:
-            estimator = load_artifact(staging / manifest.artifact.file, manifest.artifact)
+            estimator = load_artifact(
+                staging / manifest.artifact.file, manifest.artifact, manifest.kind
+            )
         except ArtifactIntegrityError as exc:
             raise UnservableModel(f"{label}: check load failed: {exc}", check="load") from exc
         return check_servable(LoadedModel(manifest, estimator), label, rows)
@@ -237,7 +239,7 @@ class Registry:
             )
         path = self._model_dir(manifest.name) / str(manifest.version) / file
         try:
-            return load_artifact(path, manifest.artifact)
+            return load_artifact(path, manifest.artifact, manifest.kind)
         except ArtifactIntegrityError as exc:
             raise ArtifactIntegrityError(f"{manifest.name} v{manifest.version}: {exc}") from exc
 

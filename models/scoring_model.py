@@ -2,9 +2,16 @@
 
 :class:`ScoringModel` is what the scoring core holds. It is built once per loaded version
 (at start-up and at each hot swap), never per batch. ``raw_output`` is the model's own
-log-odds (scikit-learn's ``decision_function`` on the whole batch, one call); the explainer
+output (scikit-learn's ``decision_function`` on the whole batch, one call); the explainer
 attributes that output exactly, and the difference between the two is reported per event
 as the explanation's additivity error.
+
+The output lives in the version's :attr:`~ScoringModel.output_space`: log-odds for every
+model trained here, for linear and boosted models from elsewhere; probability for a random
+forest (an average of tree probabilities). :meth:`ScoringModel.score` turns it into the
+served score, the probability of the adverse outcome. A model from elsewhere
+(:mod:`models.external`) reads the user's raw columns: its explainer turns the validated
+design matrix back into those columns and gives one contribution per feature.
 """
 
 from __future__ import annotations
@@ -15,9 +22,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from models.explain.base import Explainer, FloatArray
+from models.explain.base import Explainer, ExplanationBatch, FloatArray
 from models.explain.linear import LinearExplainer
 from models.explain.treeshap import TreeShapExplainer
+from models.external.base import ExternalModel, OutputSpace, raw_batch
+from models.external.families import EXTERNAL_KINDS, family_for_kind
 from models.featurespec import FeatureSpec
 from models.manifest import ModelManifest
 from models.policy import Policy
@@ -45,6 +54,13 @@ class ScoringModel:
     explainer: Explainer
     raw_output: Callable[[FloatArray], FloatArray]
     estimator: Any = field(repr=False)
+    output_space: OutputSpace = "log_odds"
+
+    def score(self, raw: FloatArray) -> FloatArray:
+        """The served score (probability of the adverse outcome) of raw outputs ``raw``."""
+        if self.output_space == "probability":
+            return np.clip(np.asarray(raw, dtype=np.float64), 0.0, 1.0)
+        return probability(raw)
 
     @property
     def spec(self) -> FeatureSpec:
@@ -71,6 +87,17 @@ class ScoringModel:
     def from_loaded(cls, loaded: LoadedModel) -> ScoringModel:
         manifest, estimator = loaded.manifest, loaded.estimator
         constants = manifest.explainer
+        if manifest.kind in EXTERNAL_KINDS:
+            family = family_for_kind(manifest.kind)
+            external = family.compile(estimator, manifest.feature_spec, constants)
+            columns = RawColumnExplainer(manifest.feature_spec, external)
+            return cls(
+                manifest=manifest,
+                explainer=columns,
+                raw_output=columns.raw_output,
+                estimator=estimator,
+                output_space=external.output_space,
+            )
         if manifest.kind == "logistic":
             explainer: Explainer = LinearExplainer.from_model(
                 estimator, reference_mean=constants.get("reference_mean")
@@ -106,3 +133,22 @@ def _river_explainer(estimator: Any, manifest: ModelManifest) -> Explainer:
     return RiverLinearExplainer.from_manifest_constants(
         estimator, manifest.feature_spec.columns, manifest.explainer
     )
+
+
+class RawColumnExplainer:
+    """The explainer of a model from elsewhere, on the design matrix the scoring core holds.
+
+    Each call turns the matrix back into the user's columns (:func:`raw_batch`) and asks
+    the family's compiled model; contributions come back one per feature.
+    """
+
+    def __init__(self, spec: FeatureSpec, model: ExternalModel) -> None:
+        self.spec = spec
+        self.model = model
+        self.method = model.method
+
+    def raw_output(self, X: FloatArray) -> FloatArray:
+        return np.asarray(self.model.raw(raw_batch(self.spec, X)), dtype=np.float64)
+
+    def explain(self, X: FloatArray) -> ExplanationBatch:
+        return self.model.explain(raw_batch(self.spec, X))

@@ -9,10 +9,13 @@ the first that fails is named in the error (:class:`~schemas.errors.UnservableMo
   as a scoring process does at start-up and at a hot swap (a bare linear model needs
   ``reference_mean`` in the explainer constants; the estimator must be of its kind);
 - ``rows``: the sample rows vectorise under the feature spec;
-- ``score``: the served score (the logistic function of the served raw output) equals the
-  library's own probability, ``predict_proba`` for scikit-learn (whose raw output must also
-  be its ``decision_function``) and ``predict_proba_one`` for river, within
-  :data:`SCORE_TOLERANCE`;
+- ``score``: the served score (the logistic function of the served raw output, or the output
+  itself for a model whose output is a probability) equals the library's own probability,
+  ``predict_proba`` for scikit-learn (whose raw output must also be its
+  ``decision_function``), ``predict_proba_one`` for river, and for a model from elsewhere
+  its family's public prediction call (a pipeline's ``predict_proba``, a booster's
+  ``predict``), within :data:`SCORE_TOLERANCE`, or within the library's own resolution when
+  it predicts in float32 (XGBoost: one float32 epsilon, about 1.2e-7);
 - ``additivity``: base value plus contributions equals the served raw output within
   :data:`ADDITIVITY_TOLERANCE`, as every explanation reports it.
 
@@ -30,8 +33,9 @@ from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 
+from models.external.base import raw_batch
 from models.reference import features_without_statistics, reference_sample
-from models.scoring_model import ScoringModel, probability
+from models.scoring_model import RawColumnExplainer, ScoringModel
 from schemas.errors import UnservableModel
 
 if TYPE_CHECKING:
@@ -69,15 +73,16 @@ def check_servable(
     X = _design_matrix(model, rows, source, label)
     served_raw = _attempt(label, "score", lambda: np.asarray(model.raw_output(X), np.float64))
     own = _attempt(label, "score", lambda: _library_output(model, X))
-    score_error = _largest(np.abs(probability(served_raw) - own.probability))
+    score_error = _largest(np.abs(model.score(served_raw) - own.probability))
     if own.raw is not None:
         score_error = max(score_error, _largest(np.abs(served_raw - own.raw)))
-    if not score_error <= SCORE_TOLERANCE:
+    tolerance = max(SCORE_TOLERANCE, _library_resolution(model))
+    if not score_error <= tolerance:
         raise _refusal(
             label,
             "score",
             f"served scores differ from {own.method} by up to {score_error:.3g} on "
-            f"{len(X)} rows from {source} (limit {SCORE_TOLERANCE:g}); is kind "
+            f"{len(X)} rows from {source} (limit {tolerance:g}); is kind "
             f"{loaded.manifest.kind!r} right for a {type(loaded.estimator).__name__}?",
         )
     explained = _attempt(label, "additivity", lambda: model.explainer.explain(X))
@@ -93,6 +98,15 @@ def check_servable(
     return Servability(len(X), source, score_error, additivity_error)
 
 
+def _library_resolution(model: ScoringModel) -> float:
+    """How finely the library itself states its probability: 0 for float64 libraries, one
+    float32 epsilon for a library that predicts in float32 (XGBoost), whose own output can
+    be no closer than that to the exact logistic of its margin."""
+    if isinstance(model.explainer, RawColumnExplainer):
+        return float(getattr(model.explainer.model, "score_resolution", 0.0))
+    return 0.0
+
+
 @dataclass(frozen=True)
 class _LibraryOutput:
     probability: np.ndarray
@@ -104,6 +118,9 @@ def _library_output(model: ScoringModel, X: np.ndarray) -> _LibraryOutput:
     """The estimator's own probability of the positive class (and raw output, when it has
     a decision function), computed by the library, not by our compiled path."""
     estimator = model.estimator
+    if isinstance(model.explainer, RawColumnExplainer):  # a model from elsewhere
+        library = model.explainer.model.library_probability(raw_batch(model.spec, X))
+        return _LibraryOutput(np.asarray(library, np.float64).reshape(-1), None, "the library")
     if model.manifest.kind == "river-logistic":
         constants = model.manifest.explainer
         width = X.shape[1]

@@ -469,8 +469,12 @@ class Explanation(_Contract):
     event_id: Identifier
     entity_id: Identifier
     model: ModelRef
-    method: Literal["linear", "tree_shap", "river_linear"]
-    output_space: Literal["log_odds"] = "log_odds"
+    method: Literal["linear", "tree_shap", "river_linear", "lightgbm_contrib", "xgboost_contrib"]
+    output_space: Literal["log_odds", "probability"] = Field(
+        default="log_odds",
+        description="Where base_value, contributions and output_value live: log-odds, or "
+        "probability for a model whose output is one (a random forest).",
+    )
     base_value: FiniteFloat
     output_value: FiniteFloat
     contributions: dict[FeatureName, FiniteFloat] = Field(description="Per input feature.")

@@ -18,8 +18,9 @@ are translated at the boundary with ``raise ... from exc``, keeping the original
     ├── ScoringError           a model could not score a batch
     ├── ExplainerError         a model cannot be explained, or a batch does not fit it
     ├── MonitoringError        a monitor was given input or summaries it cannot use
-    └── RepublishError         dead letters cannot be republished as asked
-        └── FixFileError       the fix file cannot be read or is invalid
+    ├── RepublishError         dead letters cannot be republished as asked
+    │   └── FixFileError       the fix file cannot be read or is invalid
+    └── ModelSourceError       a model cannot be taken from MLflow as asked
 
 Every subclass is defined here, so this tree is the whole of it.
 """
@@ -92,3 +93,9 @@ class RepublishError(ScorerError):
 
 class FixFileError(RepublishError):
     """The fix file cannot be read, or it is not a valid fix."""
+
+
+class ModelSourceError(ScorerError):
+    """A model cannot be taken from where it was trained (an MLflow tracking server or
+    registry): the source does not answer, has no such model, version, alias or run, the
+    download fails, or the model is in a form that is not read or not trusted."""

@@ -41,7 +41,12 @@ class ExplanationBatch:
     raw: FloatArray
     """(n,) the model's raw output (log-odds), computed by the explainer's own path."""
     method: str
-    """"linear", "tree_shap" or "river_linear"."""
+    """"linear", "tree_shap", "river_linear", or for a booster its own contributions
+    ("lightgbm_contrib", "xgboost_contrib")."""
+    per_feature: bool = False
+    """True when ``contributions`` are already one per input feature (a model from
+    elsewhere, explained in the user's raw columns) rather than one per design-matrix
+    column."""
 
     def __len__(self) -> int:
         return int(self.raw.shape[0])

@@ -1,7 +1,11 @@
-"""``scorer models``: list, inspect, verify, promote, roll back and audit registered models.
+"""``scorer models``: register, import, list, inspect, verify, promote, roll back and audit
+registered models.
 
-Promotion and rollback are the release workflow of :mod:`streams.release.promotion`; this
-module parses their arguments and prints their outcome.
+``register`` and ``import`` bring a model trained elsewhere (a scikit-learn pipeline saved
+with skops, a LightGBM or XGBoost booster, or a model in MLflow) into the registry through
+:mod:`models.external`. Promotion and rollback are the release workflow of
+:mod:`streams.release.promotion`; this module parses their arguments and prints their
+outcome.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from models.datasets import csv_delimiter
 from models.manifest import ModelManifest
 from models.registry import ALIASES, AliasMove, Registry
 from schemas.errors import ArtifactIntegrityError, PromotionRefused, RegistryError, UnservableModel
@@ -36,6 +41,107 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Inspect the model registry and move the champion and challenger aliases.",
     )
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+    data = argparse.ArgumentParser(add_help=False)
+    data.add_argument(
+        "--data",
+        type=Path,
+        required=True,
+        metavar="PATH.csv",
+        help="rows the model was fit or validated on, with a header: the model's input "
+        "columns, the target and any context columns. They give the metrics and fairness "
+        "recorded in the manifest, the drift reference and the explainer's background",
+    )
+    data.add_argument("--target", required=True, metavar="COL", help="the target column")
+    data.add_argument(
+        "--adverse",
+        default=None,
+        metavar="VALUE",
+        help="the target value that is the adverse outcome (default 1; a target that is "
+        "not 0/1 needs it)",
+    )
+    data.add_argument(
+        "--context",
+        action="append",
+        default=[],
+        metavar="COL",
+        help="a monitoring-only column (e.g. a protected attribute), never a feature; "
+        "fairness is computed over it; repeatable",
+    )
+    data.add_argument(
+        "--delimiter",
+        type=csv_delimiter,
+        default=",",
+        metavar="C",
+        help="field separator of the data file (default ','; '\\t' or 'tab' for tabs)",
+    )
+    data.add_argument("--json", action="store_true", help="print the new manifest as JSON")
+
+    add = actions.add_parser(
+        "register",
+        parents=[common, data],
+        help="register a model trained elsewhere (skops, LightGBM, XGBoost file)",
+        description=(
+            "Register a model trained elsewhere as the next version of NAME. Events then "
+            "carry the data file's own columns (target and context excluded): numbers as "
+            "numbers, categories as their text (compared trimmed, as training trims them). "
+            "The model is stored in a format that loads without pickle, loaded back and "
+            "refused unless its scores on rows of --data equal the library's own "
+            "predict_proba (<= 1e-9) and its explanations add up (<= 1e-6). Nothing is "
+            "written when it is refused. Promote it with `scorer models promote`."
+        ),
+    )
+    add.add_argument("name")
+    add.add_argument(
+        "--artifact",
+        type=Path,
+        required=True,
+        metavar="PATH",
+        help="the model file: a scikit-learn estimator or pipeline saved with skops "
+        "(.skops), a LightGBM booster's text model (.txt), or an XGBoost booster (.json, "
+        ".ubj); pickle files are refused",
+    )
+    add.add_argument(
+        "--format",
+        choices=("skops", "lightgbm", "xgboost"),
+        default=None,
+        help="the artifact's format (default: from its file name)",
+    )
+    add.set_defaults(func=_register)
+
+    imported = actions.add_parser(
+        "import",
+        parents=[common, data],
+        help="import a model from MLflow (scikit-learn, LightGBM, XGBoost flavors)",
+        description=(
+            "Take a model from an MLflow tracking server or registry through MLflow's own "
+            "API and register it as the next version of NAME, as `register` does; the "
+            "manifest's lineage records the MLflow URI, run id and model version. A flavor "
+            "stored as a pickle (MLflow's scikit-learn default) is read only with "
+            "--trust-pickle naming its sha256; it is then kept as skops, so serving never "
+            "unpickles. Needs the mlflow extra."
+        ),
+    )
+    imported.add_argument("name")
+    imported.add_argument(
+        "--mlflow",
+        required=True,
+        metavar="URI",
+        help="models:/NAME@ALIAS, models:/NAME/VERSION or runs:/RUN_ID/PATH",
+    )
+    imported.add_argument(
+        "--tracking-uri",
+        default=None,
+        metavar="URI",
+        help="MLflow tracking server or store (default: MLFLOW_TRACKING_URI)",
+    )
+    imported.add_argument(
+        "--trust-pickle",
+        default=None,
+        metavar="SHA256",
+        help="the sha256 of the pickled model file you vouch for (the refusal prints it)",
+    )
+    imported.set_defaults(func=_import)
 
     listing = actions.add_parser("list", parents=[common], help="models, versions and aliases")
     listing.set_defaults(func=_list)
@@ -142,6 +248,65 @@ def _context(args: argparse.Namespace) -> tuple[Settings, Registry]:
     settings = load_settings()
     root = getattr(args, "registry", None) or settings.registry
     return settings, Registry(root)
+
+
+# --- register and import ---------------------------------------------------------------------
+
+
+def _register(args: argparse.Namespace) -> int:
+    from models.external.sources import read_model_file
+
+    _, registry = _context(args)
+    source = read_model_file(args.artifact, args.format)
+    return _register_model(args, registry, source.model, source.lineage)
+
+
+def _import(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from models.external.mlflow_source import fetch_mlflow_model
+
+    _, registry = _context(args)
+    with tempfile.TemporaryDirectory(prefix="scorer-mlflow-") as scratch:
+        fetched = fetch_mlflow_model(
+            args.mlflow,
+            tracking_uri=args.tracking_uri,
+            trust_pickle=args.trust_pickle,
+            workdir=Path(scratch),
+        )
+        return _register_model(args, registry, fetched.model, fetched.lineage)
+
+
+def _register_model(
+    args: argparse.Namespace, registry: Registry, model: Any, lineage: dict[str, Any]
+) -> int:
+    from models.external.register import read_data, register_dataset
+
+    dataset = read_data(
+        args.data,
+        model=model,
+        target=args.target,
+        adverse=args.adverse,
+        context=args.context,
+        delimiter=args.delimiter,
+    )
+    manifest = register_dataset(registry, args.name, model, dataset, lineage=lineage)
+    if args.json:
+        print(manifest.model_dump_json(indent=2))
+        return 0
+    metrics = manifest.metrics
+    print(
+        f"registered {manifest.name} v{manifest.version} ({manifest.kind}, "
+        f"{manifest.explainer.get('method')} explanations in "
+        f"{manifest.explainer.get('output_space')}) sha256 {manifest.artifact.sha256}"
+    )
+    print(f"  features: {', '.join(manifest.feature_spec.names)}")
+    print(
+        f"  on {manifest.training.params.get('evaluation')}: ROC AUC {metrics['roc_auc']:.3f}, "
+        f"accuracy {metrics['accuracy']:.3f}, adverse rate {metrics['base_rate']:.3f}"
+    )
+    print(f"  promote with: scorer models promote {manifest.name} {manifest.version}")
+    return 0
 
 
 # --- list and show ---------------------------------------------------------------------------

@@ -21,7 +21,14 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 
-from models.datasets import DEFAULT_FUNCTION, DEFAULT_LABEL_NOISE, Dataset, agrawal, from_csv
+from models.datasets import (
+    DEFAULT_FUNCTION,
+    DEFAULT_LABEL_NOISE,
+    Dataset,
+    agrawal,
+    csv_delimiter,
+    from_csv,
+)
 from models.manifest import ModelManifest
 from models.training import MODEL_KINDS, STEPS, TrainedModel, train
 from schemas.errors import ConfigError
@@ -73,7 +80,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--delimiter",
-        type=_delimiter,
+        type=csv_delimiter,
         default=",",
         metavar="C",
         help="CSV: the field separator, one character (default ','; '\\t' or tab for tab)",
@@ -134,15 +141,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.set_defaults(func=_train)
-
-
-def _delimiter(text: str) -> str:
-    """The ``--delimiter`` character; ``\\t`` (as typed in a shell) and ``tab`` mean a tab."""
-    if text in ("\\t", "tab"):
-        return "\t"
-    if len(text) != 1:
-        raise argparse.ArgumentTypeError(f"one character expected, got {text!r}")
-    return text
 
 
 def training_data(args: argparse.Namespace) -> Dataset:

@@ -9,7 +9,8 @@ orjson without constructing pydantic objects on the hot path.
 Reason codes are the principal reasons of an adverse decision: the features that pushed its
 log-odds up the most (at most :data:`~schemas.contracts.MAX_REASON_CODES`), each carrying a
 material share of the adverse push, that is at least :data:`REASON_MIN_SHARE` of the sum of
-the event's positive contributions and never less than :data:`REASON_MIN_LOG_ODDS`. Fewer
+the event's positive contributions and never less than :data:`REASON_MIN_LOG_ODDS` (in the
+model's output space: log-odds, or probability for a random forest). Fewer
 reasons are given rather than a meaningless one; a decline with no material push has none.
 
 An event that does not fit the model's feature spec becomes a :class:`Reject` with a specific
@@ -32,7 +33,7 @@ import orjson
 
 from models.featurespec import Reject
 from models.policy import ADVERSE_DECISIONS
-from models.scoring_model import ScoringModel, probability
+from models.scoring_model import ScoringModel
 from schemas.contracts import MAX_REASON_CODES, MAX_TOP_FEATURES, SCHEMA_VERSION, RejectReason
 
 _SORTED = orjson.OPT_SORT_KEYS
@@ -140,7 +141,7 @@ def _build(
 ) -> None:
     spec, policy, ref = model.spec, model.policy, model.ref
     names = spec.names
-    scores = probability(raw)
+    scores = model.score(raw)
     labels = policy.decide(scores).tolist()
     thresholds = policy.thresholds
     scored_at = datetime.now(UTC)
@@ -151,7 +152,11 @@ def _build(
 
     reasons: list[list[dict[str, Any]]] = [[] for _ in rows]
     if explained is not None:
-        per_feature = explained.contributions @ spec.grouping  # (n, n_features)
+        per_feature = (  # (n, n_features)
+            explained.contributions
+            if explained.per_feature
+            else explained.contributions @ spec.grouping
+        )
         order = np.argsort(-per_feature, axis=1, kind="stable")[:, :MAX_REASON_CODES]
         top = np.argsort(-np.abs(per_feature), axis=1, kind="stable")[:, :MAX_TOP_FEATURES]
         errors = np.abs(explained.base_value + explained.contributions.sum(axis=1) - raw)
@@ -177,7 +182,7 @@ def _build(
                 "entity_id": event["entity_id"],
                 "model": ref,
                 "method": method,
-                "output_space": "log_odds",
+                "output_space": model.output_space,
                 "base_value": base,
                 "output_value": out,
                 "contributions": dict(zip(names, row, strict=True)),
