@@ -88,7 +88,9 @@ def register_model(
         target=target,
         adverse=None if adverse is None else str(adverse),
         context=context,
-        keep=_model_columns(model),
+        keep=[
+            c for c in _model_columns(model) if c in data.columns and c not in (target, *context)
+        ],
         name="dataframe",
     )
     lineage = {"source": "python", "object": f"{type(model).__module__}.{type(model).__name__}"}
@@ -131,14 +133,19 @@ def read_data(
 ) -> Dataset:
     """The ``--data`` file, read as ``scorer train`` reads CSV; the model's own columns are
     kept as features even when they look like identifiers."""
-    return from_csv(
-        path,
-        target,
-        context,
-        adverse=adverse,
-        delimiter=delimiter,
-        keep_features=[c for c in _model_columns(model) if c != target and c not in context],
-    )
+    header = _header(path, delimiter)
+    keep = [c for c in _model_columns(model) if c in header and c != target and c not in context]
+    return from_csv(path, target, context, adverse=adverse, delimiter=delimiter, keep_features=keep)
+
+
+def _header(path: Path, delimiter: str) -> list[str]:
+    """The trimmed column names of a CSV file's first row (empty when unreadable: the
+    reader then says why)."""
+    try:
+        with Path(path).open(newline="", encoding="utf-8-sig") as handle:
+            return [h.strip() for h in next(csv.reader(handle, delimiter=delimiter), [])]
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return []
 
 
 def register_dataset(
