@@ -17,7 +17,9 @@ the first that fails is named in the error (:class:`~schemas.errors.UnservableMo
   ``predict``), within :data:`SCORE_TOLERANCE`, or within the library's own resolution when
   it predicts in float32 (XGBoost: one float32 epsilon, about 1.2e-7);
 - ``additivity``: base value plus contributions equals the served raw output within
-  :data:`ADDITIVITY_TOLERANCE`, as every explanation reports it.
+  :data:`ADDITIVITY_TOLERANCE`, as every explanation reports it, or within the float32
+  summation bound recorded at registration (``additivity_limit``) for a library that adds
+  in float32 (XGBoost).
 
 Sample rows are drawn from the manifest's reference statistics
 (:func:`models.reference.reference_sample`; a feature without statistics gets its imputation
@@ -34,6 +36,7 @@ from typing import TYPE_CHECKING, Any, Final
 import numpy as np
 
 from models.external.base import raw_batch
+from models.manifest import ModelManifest
 from models.reference import features_without_statistics, reference_sample
 from models.scoring_model import RawColumnExplainer, ScoringModel
 from schemas.errors import UnservableModel
@@ -88,14 +91,21 @@ def check_servable(
     explained = _attempt(label, "additivity", lambda: model.explainer.explain(X))
     total = explained.base_value + explained.contributions.sum(axis=1)
     additivity_error = _largest(np.abs(total - served_raw))
-    if not additivity_error <= ADDITIVITY_TOLERANCE:
+    additivity_limit = max(ADDITIVITY_TOLERANCE, additivity_allowance(loaded.manifest))
+    if not additivity_error <= additivity_limit:
         raise _refusal(
             label,
             "additivity",
             f"explanations miss the model's output by up to {additivity_error:.3g} on "
-            f"{len(X)} rows from {source} (limit {ADDITIVITY_TOLERANCE:g})",
+            f"{len(X)} rows from {source} (limit {additivity_limit:g})",
         )
     return Servability(len(X), source, score_error, additivity_error)
+
+
+def additivity_allowance(manifest: ModelManifest) -> float:
+    """The additivity error a version's library cannot avoid: the float32 summation bound
+    recorded at registration for a library that adds in float32 (XGBoost), else 0."""
+    return float(manifest.explainer.get("additivity_limit", 0.0))
 
 
 def _library_resolution(model: ScoringModel) -> float:
