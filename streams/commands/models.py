@@ -372,7 +372,14 @@ def _describe(m: ModelManifest) -> list[tuple[str, str]]:
         ("created_at", m.created_at.isoformat()),
         ("artifact", f"{m.artifact.file} ({m.artifact.format}, {m.artifact.size_bytes} bytes)"),
         ("sha256", m.artifact.sha256),
-        ("training", f"dataset={t.dataset} rows={t.rows} holdout={t.holdout_rows} seed={t.seed}"),
+        (
+            ("evaluated", str(t.params["evaluation"]))
+            if m.lineage and "evaluation" in t.params
+            else (
+                "training",
+                f"dataset={t.dataset} rows={t.rows} holdout={t.holdout_rows} seed={t.seed}",
+            )
+        ),
         ("data_sha256", t.data_sha256),
         ("code", t.code_version),
         ("parent", _version_text(t.parent_version)),
@@ -393,7 +400,11 @@ def _describe(m: ModelManifest) -> list[tuple[str, str]]:
     if extra:
         lines.append(("", f"also: {', '.join(extra)}"))
     if m.explainer:
-        lines.append(("explainer", ", ".join(sorted(m.explainer))))
+        method = m.explainer.get("method")
+        detail = f"{method} in {m.explainer.get('output_space', 'log_odds')}; " if method else ""
+        lines.append(("explainer", detail + ", ".join(sorted(m.explainer))))
+    if m.lineage:
+        lines.append(("lineage", _compact(m.lineage)))
     return lines
 
 
