@@ -25,7 +25,7 @@ import numpy as np
 from models.explain.base import Explainer, ExplanationBatch, FloatArray
 from models.explain.linear import LinearExplainer
 from models.explain.treeshap import TreeShapExplainer
-from models.external.base import ExternalModel, OutputSpace, raw_batch
+from models.external.base import ExternalModel, OutputSpace, RawBatch, raw_batch
 from models.external.families import EXTERNAL_KINDS, family_for_kind
 from models.featurespec import FeatureSpec
 from models.manifest import ModelManifest
@@ -139,16 +139,27 @@ class RawColumnExplainer:
     """The explainer of a model from elsewhere, on the design matrix the scoring core holds.
 
     Each call turns the matrix back into the user's columns (:func:`raw_batch`) and asks
-    the family's compiled model; contributions come back one per feature.
+    the family's compiled model; contributions come back one per feature. The scoring core
+    asks for the raw output and then the explanation of the same matrix: the columns of
+    the last matrix are kept, so they are built once per batch.
     """
 
     def __init__(self, spec: FeatureSpec, model: ExternalModel) -> None:
         self.spec = spec
         self.model = model
         self.method = model.method
+        self._last: tuple[FloatArray, RawBatch] | None = None
+
+    def _batch(self, X: FloatArray) -> RawBatch:
+        last = self._last
+        if last is not None and last[0] is X:
+            return last[1]
+        batch = raw_batch(self.spec, X)
+        self._last = (X, batch)
+        return batch
 
     def raw_output(self, X: FloatArray) -> FloatArray:
-        return np.asarray(self.model.raw(raw_batch(self.spec, X)), dtype=np.float64)
+        return np.asarray(self.model.raw(self._batch(X)), dtype=np.float64)
 
     def explain(self, X: FloatArray) -> ExplanationBatch:
-        return self.model.explain(raw_batch(self.spec, X))
+        return self.model.explain(self._batch(X))

@@ -510,12 +510,22 @@ class SklearnPipelineModel:
         self.method = explainer.method
         self.output_space: OutputSpace = getattr(explainer, "output_space", "log_odds")
         self.grouping = plan.column_map.grouping
+        self._last: tuple[RawBatch, FloatArray] | None = None
+
+    def _transformed(self, batch: RawBatch) -> FloatArray:
+        """The batch transformed, once: scoring asks for the output, then the explanation."""
+        last = self._last
+        if last is not None and last[0] is batch:
+            return last[1]
+        Z = _transformed(self.plan, batch)
+        self._last = (batch, Z)
+        return Z
 
     def raw(self, batch: RawBatch) -> FloatArray:
-        return self.explainer.raw_output(_transformed(self.plan, batch))
+        return self.explainer.raw_output(self._transformed(batch))
 
     def explain(self, batch: RawBatch) -> ExplanationBatch:
-        explained = self.explainer.explain(_transformed(self.plan, batch))
+        explained = self.explainer.explain(self._transformed(batch))
         return ExplanationBatch(
             base_value=explained.base_value,
             contributions=self.plan.column_map.sum_per_raw(explained.contributions),

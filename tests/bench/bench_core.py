@@ -26,6 +26,7 @@ from models.scoring_model import ScoringModel
 from models.training import train
 from streams.core.scoring import score_batch
 from streams.runtime import tune_garbage_collector
+from tests.bench.external_models import FAMILIES, register_external
 
 BATCH_SIZES = (1, 100, 1000)
 
@@ -42,6 +43,16 @@ def build_models(rows: int, seed: int) -> dict[str, ScoringModel]:
         )  # fmt: skip
         models[kind] = ScoringModel.from_loaded(registry.load(manifest.name, manifest.version))
     return models
+
+
+def build_external(rows: int, seed: int) -> dict[str, ScoringModel]:
+    """Each family of models trained elsewhere, fitted on the same Agrawal rows."""
+    registry = Registry(Path(tempfile.mkdtemp(prefix="bench-registry-")))
+    manifests = register_external(registry, rows, seed)
+    return {
+        family: ScoringModel.from_loaded(registry.load(m.name, m.version))
+        for family, m in manifests.items()
+    }
 
 
 def measure(
@@ -65,10 +76,15 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=20_000, help="distinct events (20000)")
     parser.add_argument("--seconds", type=float, default=2.0, help="time per cell (2.0)")
     parser.add_argument("--train-rows", type=int, default=20_000, help="training rows (20000)")
+    parser.add_argument(
+        "--external-rows", type=int, default=5_000,
+        help=f"rows the models from elsewhere are fitted on (5000): {', '.join(FAMILIES)}",
+    )  # fmt: skip
     args = parser.parse_args()
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})  # one core
     models = build_models(args.train_rows, seed=11)
+    external = build_external(args.external_rows, seed=11)
     events = list(agrawal_events(args.events, seed=12))
     tune_garbage_collector()  # as the engines do after start-up
     results: dict[str, float] = {}
@@ -81,6 +97,14 @@ def main() -> int:
                 results[f"{kind}_{'explained' if explain else 'plain'}_b{batch}"] = round(rate)
                 cells.append(f"{rate:>12,.0f}/s")
             print(f"{kind:<10}{'yes' if explain else 'no':<9}" + "".join(cells))
+    print("models from elsewhere, explained:")
+    for family, model in external.items():
+        cells = []
+        for batch in BATCH_SIZES:
+            rate = measure(model, events, batch, True, args.seconds)
+            results[f"{family}_explained_b{batch}"] = round(rate)
+            cells.append(f"{rate:>12,.0f}/s")
+        print(f"  {family:<17}" + "".join(cells))
     print(json.dumps({"benchmark": "scoring_core", "unit": "events_per_second", **results}))
     return 0
 

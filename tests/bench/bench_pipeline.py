@@ -13,7 +13,9 @@ side in one run, on one broker:
    commit after each batch), which shows what the engine's transport choices cost;
 2. the native engine (``scorer serve`` as a subprocess, its default settings) with a
    logistic model and explanations;
-3. the same with gradient-boosted trees (exact TreeSHAP explanations);
+3. the same with gradient-boosted trees (exact TreeSHAP explanations), and with a LightGBM
+   and an XGBoost booster fitted on the same rows elsewhere's way (a pandas frame) and
+   explained by their libraries' own contributions, over fewer events;
 4. the Faust engine (``scorer serve --engine faust``: the same scoring core in a
    faust-streaming agent taking batches), logistic, over the same events;
 5. the Faust baseline (``tests/bench/faust_baseline.py``, logistic, one predict per event),
@@ -78,11 +80,14 @@ from models.training import train  # noqa: E402
 from streams.core.scoring import score_batch  # noqa: E402
 from streams.kafka.localbroker import LocalBroker, free_port_pair  # noqa: E402
 from streams.runtime import tune_garbage_collector  # noqa: E402
+from tests.bench.external_models import register_external  # noqa: E402
 
 TARGET_EPS = 50_000
 TARGET_VS_FAUST = 20.0
 TARGET_VS_TRANSPORT = 0.60
 TARGET_P99_MS = 50.0
+BOOSTERS = ("lightgbm", "xgboost")
+"""Models trained elsewhere that the pipeline benchmark serves, fitted on the same rows."""
 DISTINCT_EVENTS = 20_000
 """Distinct Agrawal applications generated; longer runs cycle through them with new ids."""
 WARMUP_EVENTS = 30_000
@@ -723,7 +728,8 @@ def latency_run(
 def prepare_registry(
     root: Path, rows: int, seed: int, sample: list[dict[str, Any]]
 ) -> dict[str, tuple[int, int]]:
-    """Register a logistic and a gbt model as champions; mean output sizes per model."""
+    """Register a logistic and a gbt model, and LightGBM and XGBoost boosters fitted on the
+    same rows, as champions; mean output sizes of the logistic and gbt models."""
     registry = Registry(root)
     dataset = agrawal(rows, seed=seed)
     sizes: dict[str, tuple[int, int]] = {}
@@ -741,6 +747,8 @@ def prepare_registry(
                        sum(map(len, explanations)) // len(explanations))  # fmt: skip
         if kind == "logistic":
             TAILS[:] = [decisions[0] * 2, explanations[0] * 2]
+    for manifest in register_external(registry, rows, seed, BOOSTERS).values():
+        registry.set_alias(manifest.name, "champion", manifest.version, actor="bench")
     return sizes
 
 
@@ -791,6 +799,10 @@ def main() -> int:
              "e.g. KAFKA_FETCH_QUEUE_BACKOFF_MS=0 (repeatable)",
     )  # fmt: skip
     parser.add_argument("--train-rows", type=int, default=20_000, help="training rows (20000)")
+    parser.add_argument("--booster-events", type=int, default=20_000,
+                        help="events for the LightGBM and XGBoost runs (20000)")  # fmt: skip
+    parser.add_argument("--skip-boosters", action="store_true",
+                        help="no LightGBM and XGBoost runs")  # fmt: skip
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, _terminated)  # run the finally blocks: processes, broker
 
@@ -840,6 +852,15 @@ def main() -> int:
                     ("gbt", args.events, lambda: bench.engine_throughput(
                         "gbt", "bench-gbt", events_topic, args.events)),
                 ]  # fmt: skip
+                if not args.skip_boosters:
+                    booster_topic = topics.create("booster-events")
+                    produce_all(bootstrap, booster_topic,
+                                *workload.values("bo", args.booster_events))  # fmt: skip
+                    for family in BOOSTERS:
+                        runs.append((family, args.booster_events,
+                                     lambda family=family: bench.engine_throughput(
+                                         family, f"bench-{family}", booster_topic,
+                                         args.booster_events)))  # fmt: skip
                 if not args.skip_faust_engine:
                     runs.append(("faust-engine", args.events, lambda: bench.engine_throughput(
                         "faust-engine", "bench-logistic", events_topic, args.events,
@@ -892,6 +913,8 @@ def report(
         "transport-engine": "transport, the engine's settings and commits",
         "logistic": "native engine, logistic + explanations",
         "gbt": "native engine, gbt + TreeSHAP explanations",
+        "lightgbm": "native engine, LightGBM + its pred_contrib",
+        "xgboost": "native engine, XGBoost + its pred_contribs",
         "faust-engine": "Faust engine, logistic + explanations",
         "faust": "Faust baseline, logistic (per event)",
     }
@@ -978,6 +1001,8 @@ def report(
         "native_logistic_eps": rounded(native),
         "transport_engine_settings_eps": rounded(engine_loop),
         "native_gbt_eps": rounded(eps_of(results.get("gbt"))),
+        "native_lightgbm_eps": rounded(eps_of(results.get("lightgbm"))),
+        "native_xgboost_eps": rounded(eps_of(results.get("xgboost"))),
         "faust_engine_eps": rounded(faust_engine),
         "faust_baseline_eps": rounded(baseline),
         "ratio_vs_transport": rounded(vs_transport, 3),
