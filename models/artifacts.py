@@ -238,9 +238,7 @@ def skops_types(data: bytes) -> set[str]:
     return found
 
 
-def skops_untrusted_types(
-    data: bytes, trusted: frozenset[str] = SKOPS_TRUSTED_TYPES
-) -> list[str]:
+def skops_untrusted_types(data: bytes, trusted: frozenset[str] = SKOPS_TRUSTED_TYPES) -> list[str]:
     """Types in a skops file that are not on ``trusted`` (sorted)."""
     named = skops_types(data) | set(sio.get_untrusted_types(data=data))
     return sorted(named - trusted)
