@@ -263,6 +263,8 @@ def test_a_model_imported_from_mlflow_is_served_without_unpickling(
     tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
     mlflow.set_tracking_uri(tracking)
     try:
+        artifacts = (tmp_path / "mlflow-artifacts").as_uri()  # not ./mlruns beside the tests
+        mlflow.create_experiment("credit", artifact_location=artifacts)
         mlflow.set_experiment(experiment_name="credit")
         model = _linear_pipeline().fit(frame[FEATURES], adverse_labels(frame))
         with mlflow.start_run() as run:
