@@ -59,6 +59,8 @@ SHUTDOWN_COMMIT_S = 30.0
 """Longest wait for the final commit and leaving the group when stopping."""
 UNACKNOWLEDGED_AFTER_S = 30.0
 """Outputs waiting longer than this for the broker make the engine report itself not ready."""
+ABORT_TIMEOUT_S = 10.0
+"""Longest wait for an abort before the transactional producer is replaced."""
 PRODUCER_THROUGHPUT: Final[dict[str, Any]] = {
     "batch.num.messages": 10_000,
     "compression.type": "lz4",
@@ -223,8 +225,10 @@ class NativeEngine(Service):
             self.producer.send_offsets_to_transaction(
                 transaction_offsets(last), self.consumer.consumer_group_metadata(), 30
             )
-            if failures:
-                raise KafkaException(KafkaError(KafkaError._FAIL, failures[0]))
+            if failures:  # a refused output: the open transaction must be aborted
+                raise KafkaException(
+                    KafkaError(KafkaError._FAIL, failures[0], txn_requires_abort=True)
+                )
             self.producer.commit_transaction(60)
             if failures:
                 raise KafkaException(KafkaError(KafkaError._FAIL, failures[0]))
@@ -236,14 +240,33 @@ class NativeEngine(Service):
             self.metrics.errors.labels("transaction").inc()
             self.health.set(False, f"transaction failed: {exc}")
             error = exc.args[0]
-            if getattr(error, "txn_requires_abort", lambda: True)():
-                try:
-                    self.producer.abort_transaction(30)
-                except KafkaException as abort_exc:
-                    log.error("abort failed: %s", abort_exc)
             if getattr(error, "fatal", lambda: False)():
                 raise
+            self._abort()
             self._rewind()
+
+    def _abort(self) -> None:
+        """Abort the open transaction, whatever failed in it.
+
+        A retriable failure (a concurrent transaction still being completed by the
+        coordinator) leaves the transaction open as surely as an abortable one does, and
+        the next ``begin_transaction`` would then fail forever; so every failure aborts.
+        With no transaction open there is nothing to abort. An abort that does not finish
+        (outputs the broker keeps refusing stay in flight) replaces the producer: the new
+        one's ``init_transactions`` fences the old one and aborts its transaction on the
+        coordinator, as Kafka Streams recovers a stuck task producer.
+        """
+        try:
+            self.producer.abort_transaction(ABORT_TIMEOUT_S)
+            return
+        except KafkaException as abort_exc:
+            if abort_exc.args[0].code() == KafkaError._STATE:
+                return
+            log.error("abort failed (%s): replacing the transactional producer", abort_exc)
+        stuck = self.producer
+        stuck.purge(in_queue=True, in_flight=True, blocking=False)
+        self.producer = self._producer()
+        self.producer.init_transactions(60)
 
     # -- offsets -------------------------------------------------------------------------
 

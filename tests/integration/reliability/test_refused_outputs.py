@@ -59,3 +59,38 @@ def test_refused_decisions_stop_commits_and_resume_when_fixed(
     wait_until(lambda: engine.readiness()[0] == 200, "ready again", engines=[engine])
     reader.close()
     assert engine.terminate() == 0
+
+
+def test_refused_decisions_abort_the_transaction_and_nothing_is_doubled(
+    scorer_setup: ScorerSetup, kafka_admin: AdminClient, tmp_path: Path
+) -> None:
+    """With --exactly-once a refused write aborts its transaction: a read_committed reader
+    sees no output of the failed attempts, and after the fix each event's decision and
+    explanation exactly once."""
+    records, ids = valid_records(2_000, seed=67, run_id="refused-eos")
+    engine = EngineProcess(scorer_setup, tmp_path, "--max-batch", "200", "--exactly-once")
+    reader = OutputReader(scorer_setup, "decisions", "explanations", read_committed=True)
+    scorer_setup.produce(records[:500])
+    reader.read_until(lambda r: len(set(r.event_ids("decisions"))) >= 500, "first decisions",
+                      engines=[engine])  # fmt: skip
+    wait_until(lambda: group_lag(scorer_setup) == 0, "first commit", engines=[engine])
+
+    decisions = scorer_setup.topics["decisions"]
+    set_topic_config(kafka_admin, decisions, "max.message.bytes", "64")
+    scorer_setup.produce(records[500:])
+    wait_until(lambda: engine.readiness()[0] == 503, "not ready", engines=[engine])
+    failures = engine.metric("scorer_errors_total", kind="transaction")
+    assert failures >= 1
+    reader.pump(3.0)
+    assert group_lag(scorer_setup) == 1_500  # nothing after the refusal was committed
+    assert len(reader.of("explanations")) == 500  # the aborted attempts' explanations unseen
+
+    set_topic_config(kafka_admin, decisions, "max.message.bytes", None)
+    wait_until(lambda: group_lag(scorer_setup) == 0, "transactions resumed", engines=[engine])
+    reader.settle(engines=[engine])
+    reader.close()
+    for name in ("decisions", "explanations"):
+        seen = reader.event_ids(name)
+        assert sorted(seen) == sorted(ids), f"{name}: {len(seen)} records, {len(set(seen))} ids"
+    wait_until(lambda: engine.readiness()[0] == 200, "ready again", engines=[engine])
+    assert engine.terminate() == 0
