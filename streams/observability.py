@@ -87,10 +87,14 @@ class ScorerMetrics:
         )
 
     def set_model(self, role: str, name: str, version: int, sha256: str) -> None:
-        for labels in list(self.model_info._metrics):  # one series per role
+        self.clear_model(role)  # one series per role
+        self.model_info.labels(role, name, str(version), sha256).set(1)
+
+    def clear_model(self, role: str) -> None:
+        """No version serves in ``role`` any more (a challenger cleared): drop its series."""
+        for labels in list(self.model_info._metrics):
             if labels[0] == role:
                 self.model_info.remove(*labels)
-        self.model_info.labels(role, name, str(version), sha256).set(1)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

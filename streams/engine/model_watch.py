@@ -152,7 +152,9 @@ class ModelWatcher:
             ("champion", self.serving.champion),
             ("challenger", self.serving.challenger),
         ):
-            if model is not None:
+            if model is None:
+                self.metrics.clear_model(role)
+            else:
                 ref = model.ref
                 self.metrics.set_model(role, ref["name"], ref["version"], ref["sha256"])
 

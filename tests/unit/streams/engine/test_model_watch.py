@@ -111,14 +111,23 @@ def test_a_promotion_is_served_from_the_next_batch_boundary(registry: Registry) 
 def test_a_challenger_is_set_and_cleared_without_reloading_the_champion(
     registry: Registry,
 ) -> None:
-    models = watcher(registry)
+    metrics = ScorerMetrics()
+    models = watcher(registry, metrics)
     champion = models.serving.champion
 
     registry.set_alias(NAME, "challenger", 3, actor="test")
     assert models.check() is True and served(models) == (1, 3)
+    sha = registry.manifest(NAME, 3).artifact.sha256
+    shadow = {"role": "challenger", "name": NAME, "version": "3", "sha256": sha}
+    assert count(metrics, "scorer_model_info", **shadow) == 1
     registry.clear_alias(NAME, "challenger", actor="test")
     assert models.check() is True and served(models) == (1, None)
     assert models.serving.champion is champion
+    assert metrics.registry.get_sample_value("scorer_model_info", shadow) is None  # gone
+    info = [
+        s for m in metrics.registry.collect() if m.name == "scorer_model_info" for s in m.samples
+    ]
+    assert [s.labels["role"] for s in info] == ["champion"]
 
 
 def test_between_polls_the_registry_is_not_read(registry: Registry) -> None:
