@@ -46,6 +46,14 @@ def probability(raw: FloatArray) -> FloatArray:
     return np.asarray(0.5 * (1.0 + np.tanh(0.5 * raw)), dtype=np.float64)
 
 
+def served_score(raw: FloatArray, output_space: OutputSpace) -> FloatArray:
+    """The probability of the adverse outcome from raw outputs in ``output_space``: their
+    logistic function for log-odds, the output itself (clipped to [0, 1]) for probability."""
+    if output_space == "probability":
+        return np.clip(np.asarray(raw, dtype=np.float64), 0.0, 1.0)
+    return probability(raw)
+
+
 @dataclass(frozen=True)
 class ScoringModel:
     """One model version, compiled for batch scoring and explanation."""
@@ -58,9 +66,7 @@ class ScoringModel:
 
     def score(self, raw: FloatArray) -> FloatArray:
         """The served score (probability of the adverse outcome) of raw outputs ``raw``."""
-        if self.output_space == "probability":
-            return np.clip(np.asarray(raw, dtype=np.float64), 0.0, 1.0)
-        return probability(raw)
+        return served_score(raw, self.output_space)
 
     @property
     def spec(self) -> FeatureSpec:

@@ -43,6 +43,7 @@ import math
 import os
 import re
 import sys
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -129,7 +130,7 @@ class _InputMatrix:
         return X
 
 
-class _CompiledBooster:
+class _CompiledBooster(ABC):
     """Scoring and explanation of a binary booster over one feature spec; a subclass makes
     the three library calls on the input matrix."""
 
@@ -141,14 +142,17 @@ class _CompiledBooster:
         self._matrix = matrix
         self._width = width
 
+    @abstractmethod
     def _margin(self, X: FloatArray) -> FloatArray:
-        raise NotImplementedError
+        """The library's margin (log-odds) of every row."""
 
+    @abstractmethod
     def _contributions(self, X: FloatArray) -> FloatArray:
-        raise NotImplementedError
+        """The library's own contributions; the last column is the base value."""
 
+    @abstractmethod
     def _probability(self, X: FloatArray) -> FloatArray:
-        raise NotImplementedError
+        """The library's own probability of the adverse class."""
 
     def raw(self, batch: RawBatch) -> FloatArray:
         X = self._matrix(batch)

@@ -49,7 +49,7 @@ from models.manifest import ModelManifest, TrainingInfo
 from models.policy import ADVERSE_DECISIONS, Policy
 from models.reference import build_reference
 from models.registry import Registry
-from models.scoring_model import probability
+from models.scoring_model import served_score
 from models.training import code_version, score_metrics
 from schemas.errors import ContractError, RegistryError
 
@@ -166,7 +166,7 @@ def register_dataset(
     constants = family.constants(model, spec, background)
     compiled = family.compile(model, spec, constants)
     raw = np.asarray(compiled.raw(background), dtype=np.float64)
-    scores = np.clip(raw, 0.0, 1.0) if compiled.output_space == "probability" else probability(raw)
+    scores = served_score(raw, compiled.output_space)
     y = dataset.labels
     if np.unique(y).size < 2:
         raise ContractError(

@@ -67,7 +67,7 @@ from sklearn.preprocessing import (
 from sklearn.tree import DecisionTreeClassifier
 from sklearn.utils import get_tags
 
-from models.artifacts import load_skops, skops_untrusted_types
+from models.artifacts import SKOPS_TRUSTED_TYPES, load_skops, skops_untrusted_types
 from models.explain.base import Explainer, ExplanationBatch, FloatArray, row_sums
 from models.explain.linear import LinearExplainer
 from models.explain.treeshap import TreeShapExplainer
@@ -87,73 +87,43 @@ DESCRIPTION: Final[str] = (
 )
 """What the family accepts, as a refusal lists it."""
 
-SKLEARN_TRUSTED_TYPES: Final[frozenset[str]] = frozenset(
+SKLEARN_TRUSTED_TYPES: Final[frozenset[str]] = SKOPS_TRUSTED_TYPES | frozenset(
     {
-        # containers and scalars skops writes for any object
-        "builtins.bool",
-        "builtins.dict",
-        "builtins.float",
-        "builtins.int",
-        "builtins.list",
-        "builtins.NoneType",
+        # beyond the project's own list: more builtins, numpy scalars and random states
         "builtins.slice",
-        "builtins.str",
-        "builtins.tuple",
-        # numpy arrays, scalars, dtypes and the random states estimators keep
-        "numpy.ndarray",
-        "numpy.dtype",
         "numpy.number",
-        "numpy.bool_",
-        "numpy.float32",
-        "numpy.float64",
-        "numpy.int32",
-        "numpy.int64",
-        "numpy.intp",
         "numpy.uint64",
-        "numpy.str_",
-        "numpy.random.mtrand.RandomState",
         "numpy.random._generator.Generator",
         # the column check a HistGradientBoostingClassifier with categorical features keeps
         "functools.partial",
         "sklearn.utils.validation.check_array",
         # preprocessing
-        "sklearn.pipeline.Pipeline",
         "sklearn.compose._column_transformer.ColumnTransformer",
         "sklearn.compose._column_transformer.make_column_selector",
         "sklearn.preprocessing._function_transformer.FunctionTransformer",
         "sklearn.preprocessing._encoders.OneHotEncoder",
         "sklearn.preprocessing._encoders.OrdinalEncoder",
-        "sklearn.preprocessing._data.StandardScaler",
         "sklearn.preprocessing._data.MinMaxScaler",
         "sklearn.preprocessing._data.RobustScaler",
         "sklearn.impute._base.SimpleImputer",
         "sklearn.impute._base.MissingIndicator",
         # linear classifiers
-        "sklearn.linear_model._logistic.LogisticRegression",
         "sklearn.linear_model._logistic.LogisticRegressionCV",
         "sklearn.linear_model._stochastic_gradient.SGDClassifier",
         # trees, forests and boosting, with the parts they keep
         "sklearn.tree._classes.DecisionTreeClassifier",
-        "sklearn.tree._classes.DecisionTreeRegressor",
         "sklearn.tree._classes.ExtraTreeClassifier",
-        "sklearn.tree._tree.Tree",
         "sklearn.ensemble._forest.RandomForestClassifier",
         "sklearn.ensemble._forest.ExtraTreesClassifier",
-        "sklearn.ensemble._gb.GradientBoostingClassifier",
-        "sklearn.dummy.DummyClassifier",
         "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingClassifier",
         "sklearn.ensemble._hist_gradient_boosting.binning._BinMapper",
         "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
         "sklearn.preprocessing._label.LabelEncoder",
-        # the binary log-loss objects boosting keeps
-        "sklearn._loss.loss.HalfBinomialLoss",
-        "sklearn._loss._loss.CyHalfBinomialLoss",
-        "sklearn._loss.link.Interval",
-        "sklearn._loss.link.LogitLink",
     }
 )
-"""Every type a scikit-learn pipeline's skops file may name (the types skops writes for the
-accepted steps and classifiers); a file naming any other type is refused."""
+"""Every type a scikit-learn pipeline's skops file may name: the project's own list
+(:data:`models.artifacts.SKOPS_TRUSTED_TYPES`) and the types skops writes for the other
+accepted steps and classifiers; a file naming any other type is refused."""
 
 _SCALERS: Final = (StandardScaler, MinMaxScaler, RobustScaler)
 _LINEAR: Final = (LogisticRegression, LogisticRegressionCV, SGDClassifier)

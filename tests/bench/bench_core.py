@@ -88,23 +88,16 @@ def main() -> int:
     events = list(agrawal_events(args.events, seed=12))
     tune_garbage_collector()  # as the engines do after start-up
     results: dict[str, float] = {}
-    print(f"{'model':<10}{'explain':<9}" + "".join(f"{'batch ' + str(b):>14}" for b in BATCH_SIZES))
-    for kind, model in models.items():
-        for explain in (False, True):
-            cells = []
-            for batch in BATCH_SIZES:
-                rate = measure(model, events, batch, explain, args.seconds)
-                results[f"{kind}_{'explained' if explain else 'plain'}_b{batch}"] = round(rate)
-                cells.append(f"{rate:>12,.0f}/s")
-            print(f"{kind:<10}{'yes' if explain else 'no':<9}" + "".join(cells))
-    print("models from elsewhere, explained:")
-    for family, model in external.items():
+    print(f"{'model':<18}{'explain':<9}" + "".join(f"{'batch ' + str(b):>14}" for b in BATCH_SIZES))
+    rows = [(kind, model, explain) for kind, model in models.items() for explain in (False, True)]
+    rows += [(family, model, True) for family, model in external.items()]  # from elsewhere
+    for name, model, explain in rows:
         cells = []
         for batch in BATCH_SIZES:
-            rate = measure(model, events, batch, True, args.seconds)
-            results[f"{family}_explained_b{batch}"] = round(rate)
+            rate = measure(model, events, batch, explain, args.seconds)
+            results[f"{name}_{'explained' if explain else 'plain'}_b{batch}"] = round(rate)
             cells.append(f"{rate:>12,.0f}/s")
-        print(f"  {family:<17}" + "".join(cells))
+        print(f"{name:<18}{'yes' if explain else 'no':<9}" + "".join(cells))
     print(json.dumps({"benchmark": "scoring_core", "unit": "events_per_second", **results}))
     return 0
 
