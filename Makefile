@@ -45,6 +45,7 @@ test-unit: setup  ## only the tests that need no broker
 bench: setup  ## benchmarks; the last line is JSON
 	$(BIN)/python tests/bench/bench_core.py --seconds 1
 	$(BIN)/python tests/bench/bench_monitoring.py
+	$(BIN)/python tests/bench/bench_join.py
 	$(BIN)/python tests/bench/bench_pipeline.py
 
 lint: setup  ## format check, lint, types, layering contracts, declared dependencies

@@ -1,8 +1,9 @@
 """The wire contracts: one pydantic model per record on each topic (see infra/topics.yaml).
 
-Every top-level record carries ``schema_version`` (now ``1``). Validation is strict and
-specific, so a producer's mistake is rejected with the field and the reason instead of being
-guessed at:
+Every top-level record carries ``schema_version`` (now ``1``), except ``JoinRecord``: the
+outcome join's internal records, which only ``scorer join`` writes and reads. Validation is
+strict and specific, so a producer's mistake is rejected with the field and the reason instead
+of being guessed at:
 
 - numbers are numbers: ``true`` is not ``1`` and ``"1"`` is not a number; floats must be finite
   (JSON has no NaN or Infinity; send ``null`` for a missing feature value);
@@ -91,6 +92,8 @@ MONITOR_HEADERS: Final = ("model_name", "model_version")
 """Kafka headers of the monitors' records: drift alerts, fairness reports, monitor summaries."""
 DEAD_LETTER_HEADERS: Final = ("reason", "source_offset")
 """Kafka headers of a dead letter: its reject reason and the rejected record's offset."""
+OUTCOME_HEADERS: Final = ("event_id", "model_name", "model_version")
+"""Kafka headers of a joined outcome: its event and the model version that decided it."""
 MODEL_EVENT_HEADERS: Final = ("model_name", "model_version", "model_sha256", "schema_version")
 """Kafka headers of a model event; model_version and model_sha256 only when it has them."""
 
@@ -111,6 +114,8 @@ RECORD_HEADERS: Final[dict[str, HeaderSet]] = {
     "DeadLetter": HeaderSet(DEAD_LETTER_HEADERS, DEAD_LETTER_HEADERS),
     "ModelEvent": HeaderSet(MODEL_EVENT_HEADERS, ("model_name", "schema_version")),
     "MonitorCheckpoint": HeaderSet((), ()),
+    "Outcome": HeaderSet(OUTCOME_HEADERS, OUTCOME_HEADERS),
+    "JoinRecord": HeaderSet((), ()),
 }
 """The headers of each contract's records as the scorer produces them, by contract name (the
 ``value`` of infra/topics.yaml). Records the scorer only receives (ScoringEvent, Feedback) are
@@ -725,6 +730,87 @@ class MonitorCheckpoint(_Contract):
     written_at: Timestamp
 
 
+class Outcome(_Contract):
+    """A label joined to the decision it judges, by the outcome join (``scorer join``): what
+    concept drift, outcome fairness and online learning need, without the event."""
+
+    schema_version: SchemaVersion = SCHEMA_VERSION
+    event_id: Identifier
+    entity_id: Identifier
+    model: ModelRef = Field(description="The model version that made the decision.")
+    score: Probability
+    decision: Label
+    label: Annotated[Literal[0, 1], BeforeValidator(_exact_int)]
+    context: Context = Field(
+        default_factory=dict, json_schema_extra={"maxProperties": MAX_CONTEXT_ENTRIES}
+    )
+    input_hash: Sha256 = Field(description="The decision's hash of the features it scored.")
+    event_time: Timestamp
+    label_time: Timestamp
+
+
+class JoinSource(_Contract):
+    """Where a routed label was read, with its bytes: what its dead letter will need."""
+
+    topic: Annotated[str, Strict(), StringConstraints(min_length=1, max_length=249)]
+    partition: Count
+    offset: Count
+    timestamp_ms: Annotated[int, Strict()] | None = None
+    key_b64: Base64 | None = None
+    value_b64: Base64
+
+
+class JoinRecord(_Contract):
+    """One record of the outcome join's own topics.
+
+    On ``outcome-join-input``: a decision snapshot or a label routed to the join partition of
+    its event, or a watermark (how far the router of one decisions partition has read it).
+    On ``outcome-join-changelog``: what that partition's store holds for one event (a
+    decision, ``labelled`` once joined, or a label waiting until ``deadline``); a null value
+    deletes it."""
+
+    side: Literal["decision", "label", "watermark"]
+    event_id: Identifier | None = None
+    t: FiniteFloat | None = Field(
+        default=None,
+        description="Event time (decision), label time (label), or the newest event time "
+        "routed from the partition (watermark; null before any), in epoch seconds.",
+    )
+    entity_id: Identifier | None = None
+    model: ModelRef | None = None
+    score: Probability | None = None
+    decision: Label | None = None
+    context: Context | None = None
+    input_hash: Sha256 | None = None
+    event_time: Timestamp | None = None
+    labelled: Annotated[bool, Strict()] | None = None
+    label: Annotated[Literal[0, 1], BeforeValidator(_exact_int)] | None = None
+    label_time: Timestamp | None = None
+    deadline: FiniteFloat | None = Field(
+        default=None, description="Decisions' clock at which a waiting label gives up."
+    )
+    source: JoinSource | None = None
+    decisions_partition: Count | None = Field(
+        default=None, description="The decisions partition a watermark is about."
+    )
+    read_to_end: Annotated[bool, Strict()] | None = Field(
+        default=None, description="Whether that partition was read to its end (a watermark)."
+    )
+
+    @model_validator(mode="after")
+    def _side_fields(self) -> JoinRecord:
+        needed = {
+            "decision": ("event_id", "t", "entity_id", "model", "score", "decision",
+                         "input_hash", "event_time"),
+            "label": ("event_id", "t", "label", "label_time", "source"),
+            "watermark": ("decisions_partition", "read_to_end"),
+        }[self.side]  # fmt: skip
+        missing = [name for name in needed if getattr(self, name) is None]
+        if missing:
+            raise ValueError(f"a {self.side} record needs {', '.join(missing)}")
+        return self
+
+
 CONTRACTS: Final[dict[str, type[BaseModel]]] = {
     model.__name__: model
     for model in (
@@ -738,6 +824,8 @@ CONTRACTS: Final[dict[str, type[BaseModel]]] = {
         ModelEvent,
         MonitorSummary,
         MonitorCheckpoint,
+        Outcome,
+        JoinRecord,
     )
 }
 """Every top-level record contract by class name, as named in infra/topics.yaml."""

@@ -82,6 +82,10 @@ class ScorerMetrics:
             "scorer_feedback_labels_total", "Feedback labels by outcome (joined, rejected).",
             ["outcome"], registry=r,
         )  # fmt: skip
+        self.join_restored = Counter(
+            "scorer_join_restored_records_total",
+            "Changelog records an outcome-join instance read to restore its stores.", registry=r,
+        )  # fmt: skip
         self.in_flight = Gauge(
             "scorer_outputs_in_flight", "Produced outputs not yet acknowledged.", registry=r
         )

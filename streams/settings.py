@@ -71,6 +71,9 @@ class Settings(BaseModel):
     topic_model_events: str = "model-events"
     topic_monitor_summaries: str = "monitor-summaries"
     topic_monitor_checkpoints: str = "monitor-checkpoints"
+    topic_outcomes: str = "outcomes"
+    topic_join_input: str = "outcome-join-input"
+    topic_join_changelog: str = "outcome-join-changelog"
     group_id: str = "scorer"
     max_batch: int = Field(default=1000, ge=1, le=100_000)
     max_wait_ms: int = Field(default=10, ge=0, le=60_000)
@@ -84,7 +87,22 @@ class Settings(BaseModel):
     monitor_checkpoint_seconds: float = Field(default=2.0, gt=0.0)
     monitor_idle_seconds: float | None = Field(default=None, gt=0.0)
     join_feedback: bool = True
-    feedback_retention_seconds: float = Field(default=86_400.0, gt=0.0)
+    feedback_retention_seconds: float = Field(
+        default=30 * 86_400.0,
+        gt=0.0,
+        description="Event time a decision is held for its label (30 days).",
+    )
+    feedback_wait_seconds: float = Field(
+        default=300.0,
+        ge=0.0,
+        description="Event time a label waits for its decision before it is unknown.",
+    )
+    join_group_id: str = "scorer-join"
+    join_state_dir: Path = Field(
+        default_factory=lambda: var_dir() / "join",
+        description="Local RocksDB stores of a join instance (caches of its changelog).",
+    )
+    join_commit_seconds: float = Field(default=1.0, gt=0.0)
     dlq_max_bytes: int | None = Field(
         default=None,
         ge=16 * 1024,

@@ -73,6 +73,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 LABEL_DELAY = 2_000
 """Events between a decision and its outcome label in the demo."""
+LABELS_WAIT_S = 30.0
+"""How long the demo waits, once every event is decided, for the last labels to join."""
 
 
 @dataclass(frozen=True)
@@ -112,6 +114,8 @@ class _Watch:
         self.run: list[tuple[float, float]] = []  # (decision record time ms, e2e ms)
         self.ended = False  # the final view shows the run's figures, not the last 5 s
         self.explanations = 0
+        self.labels_sent = 0
+        self.labels_joined = 0
         self.dlq: Counter[str] = Counter()
         self.alerts: dict[str, dict[str, Any]] = {}
         self.fairness: dict[str, dict[str, Any]] = {}
@@ -131,6 +135,8 @@ class _Watch:
                 self.example = value
         elif topic_kind == "explanations":
             self.explanations += 1
+        elif topic_kind == "outcomes":
+            self.labels_joined += 1
         elif topic_kind == "dlq":
             self.dlq[value["reason"]] += 1
         elif topic_kind == "alerts":
@@ -157,6 +163,9 @@ class _Watch:
         stats = Table.grid(padding=(0, 2))
         stats.add_row("model", self.model, "published", f"{self.produced:,}")
         stats.add_row("decisions", f"{decided:,}", "explanations", f"{self.explanations:,}")
+        stats.add_row(
+            "labels sent", f"{self.labels_sent:,}", "labels joined", f"{self.labels_joined:,}"
+        )
         stats.add_row(rate_label, f"{rate:,.0f} /s", latency_label, f"{p50:.0f} / {p99:.0f} ms")
         mix = (
             ", ".join(f"{k} {v / decided:.0%}" for k, v in sorted(self.decisions.items()))
@@ -269,6 +278,7 @@ def _publish(
                 "label_time": datetime.now(UTC).isoformat(),
             }
             producer.produce(settings.topic_feedback, orjson.dumps(feedback), event_id.encode())
+            watch.labels_sent += 1
         producer.poll(0)
         watch.produced = i + 1
     producer.flush(30)
@@ -334,6 +344,7 @@ def _demo(args: argparse.Namespace) -> int:
         settings.topic_dlq: "dlq",
         settings.topic_drift_alerts: "alerts",
         settings.topic_fairness_reports: "fairness",
+        settings.topic_outcomes: "outcomes",
     }
     reader = reader_consumer(settings)
     assignment = []
@@ -386,12 +397,14 @@ def _demo(args: argparse.Namespace) -> int:
                 if time.monotonic() - last > 0.5:
                     live.update(watch.view())
                     last = time.monotonic()
-                done = (
+                all_decided = (
                     not publisher.is_alive()
                     and sum(watch.decisions.values()) + sum(watch.dlq.values()) >= watch.produced
                 )
-                idle_since = (idle_since or time.monotonic()) if done else None
-                if idle_since and time.monotonic() - idle_since > 3.0:
+                idle_since = (idle_since or time.monotonic()) if all_decided else None
+                idle = time.monotonic() - idle_since if idle_since else 0.0
+                joined = watch.labels_joined >= watch.labels_sent
+                if idle_since and idle > 3.0 and (joined or idle > LABELS_WAIT_S):
                     # the owner's last verdicts are committed when it stops: show them too
                     _stop(scorer, owner)
                     _read(reader, topics, watch, 3.0)
@@ -416,7 +429,8 @@ def _demo(args: argparse.Namespace) -> int:
     print(
         f"{'interrupted: ' if interrupted else ''}published {watch.produced:,} events, "
         f"{decided:,} decisions, {sum(watch.dlq.values())} dead letters, "
-        f"{len(watch.alerts)} drift monitor(s) alerted ({opened} still open); "
+        f"{len(watch.alerts)} drift monitor(s) alerted ({opened} still open), "
+        f"{watch.labels_joined:,} of {watch.labels_sent:,} labels joined; "
         "scorer and monitor stopped"
     )
     return 0

@@ -16,7 +16,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="keep a river champion learning from labels; register learned versions",
         description=(
             "Start from the champion version of a river model (train with --model "
-            "river-logistic), join each feedback label to the features the decision scored "
+            "river-logistic), join each label the outcome join joined (the outcomes topic) to "
+            "the features the decision scored "
             "(checked against the decision's input_hash), score it, then learn from it. "
             "After every N learned labels the model is registered as the next version with "
             "the prequential metrics of those labels and a 'registered' ModelEvent. Nothing "

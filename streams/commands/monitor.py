@@ -1,4 +1,4 @@
-"""``scorer monitor``: merge the scorers' window summaries, join labels, raise alerts."""
+"""``scorer monitor``: merge the scorers' window summaries and joined labels, raise alerts."""
 
 from __future__ import annotations
 
@@ -19,11 +19,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="judge drift and fairness over every scorer's counts; join labels",
         description=(
             "The one owner of the monitors' verdicts. Reads the window summaries every "
-            "`scorer serve` publishes, the decisions and the feedback labels; writes drift "
-            "alerts (one per episode, then a resolution), fairness reports and rejected "
-            "labels. Its state is checkpointed to Kafka in transactions with the offsets it "
-            "covers, so a restart continues where it stopped. Run one per deployment: a "
-            "second one with the same group id takes over and fences the first. "
+            "`scorer serve` publishes and the labels joined to their decisions (outcomes); "
+            "writes drift alerts (one per episode, then a resolution) and fairness reports. "
+            "It runs one outcome-join instance in the same process unless --no-join is "
+            "given (see `scorer join`). Its state is checkpointed to Kafka in transactions "
+            "with the offsets it covers, so a restart continues where it stopped. Run one per "
+            "deployment: a second one with the same group id takes over and fences the first. "
             "Stops cleanly on SIGTERM or Ctrl-C."
         ),
     )
@@ -40,6 +41,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="port of /metrics and health (0 picks a free port, -1 disables; "
                              "default -1)")  # fmt: skip
     parser.add_argument("--registry", help="model registry directory (SCORER_REGISTRY)")
+    parser.add_argument("--no-join", action="store_true",
+                        help="run no outcome-join instance here (run `scorer join` "
+                             "instances instead)")  # fmt: skip
     parser.set_defaults(func=_monitor)
 
 
@@ -53,7 +57,7 @@ def _monitor(args: argparse.Namespace) -> int:
     if args.metrics_port is not None and args.metrics_port >= 0:
         server = serve_http(metrics, health, args.metrics_port)
         log.info("metrics and health on port %d", server.server_address[1])
-    service = MonitorService(settings, metrics=metrics, health=health)
+    service = MonitorService(settings, metrics=metrics, health=health, join=not args.no_join)
     service.install_signal_handlers()
     service.run()
     return 0

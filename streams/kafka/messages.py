@@ -1,11 +1,12 @@
-"""Reading confluent-kafka messages: which ones are records, and how many partitions a topic
-has. (The engine-neutral view of a message is :func:`streams.engine.records.consumed`.)"""
+"""Reading confluent-kafka messages: which ones are records, how many partitions a topic
+has, and which offsets to commit after reading. (The engine-neutral view of a message is
+:func:`streams.engine.records.consumed`.)"""
 
 from __future__ import annotations
 
 import logging
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from schemas.errors import BrokerError
@@ -39,3 +40,16 @@ def usable(message: Message, metrics: ScorerMetrics | None = None) -> bool:
         if metrics is not None:
             metrics.errors.labels("consume").inc()
     return False
+
+
+def committable(consumer: Consumer, read: dict[tuple[str, int], int]) -> dict[tuple[str, int], int]:
+    """The offsets to commit for the partitions in ``read`` (the next offset after the last
+    record handled there): the consumer's position where it is further on. A read_committed
+    consumer skips the control record that ends a transaction, which takes an offset too, so
+    committing the position leaves no lag behind a producer's transactions."""
+    if not read:
+        return {}
+    positions = consumer.position([TopicPartition(topic, p) for topic, p in read])
+    return {
+        (tp.topic, tp.partition): max(read[(tp.topic, tp.partition)], tp.offset) for tp in positions
+    }

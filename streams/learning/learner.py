@@ -1,16 +1,18 @@
 """``scorer learn``: a river champion keeps learning from labels; versions are registered.
 
-Reads ``events`` (the features), ``decisions`` (which version scored them, and the hash of
-what it scored) and ``feedback``; every label joined to exactly the scored features is used
-to score and then to train a copy of the model (:class:`models.online.OnlineLearner`).
+Reads ``events`` (the features) and ``outcomes``: the labels the outcome join
+(:mod:`streams.outcomes.join_service`) joined to their decisions, with the version that
+scored each one and the hash of what it scored. Every label whose event's features hash to
+exactly what was scored is used to score and then to train a copy of the model
+(:class:`models.online.OnlineLearner`).
 After ``every`` learned labels the copy is registered as the next version, with the
 prequential metrics of those labels and its parent version, and a ``registered`` ModelEvent
 is published. Nothing is promoted: a learned version serves only once someone promotes it
 (through the promotion gates), so a model never changes under the stream silently.
 
-Feedback offsets are committed when a version is registered, so after a restart the labels
+Outcome offsets are committed when a version is registered, so after a restart the labels
 not yet in a registered version are learned again, from the latest registered version.
-Events and decisions are read from ``feedback_retention_seconds`` back.
+Events are read from ``feedback_retention_seconds`` back (or the topic's start).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+import orjson
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Message, TopicPartition
 
 from models.manifest import ModelManifest
@@ -30,7 +33,6 @@ from streams.core.decode import decode_events
 from streams.kafka import clients
 from streams.kafka.messages import partition_count, usable
 from streams.model_events import publish_model_event
-from streams.outcomes.join import parse_decisions, parse_feedback
 from streams.outcomes.label_gate import LabelGate
 from streams.runtime import Service
 from streams.settings import Settings
@@ -55,13 +57,9 @@ class LearnerService(Service):
         super().__init__()
         self.consumer = clients.group_consumer(settings, f"scorer-learn-{model_name}")
         s = settings
-        topics = (s.topic_events, s.topic_decisions, s.topic_feedback)
+        topics = (s.topic_events, s.topic_outcomes)
         self.partitions = {t: partition_count(self.consumer, t) for t in topics}
-        self.gate = LabelGate(
-            self.consumer,
-            self._tps(s.topic_events) + self._tps(s.topic_decisions),
-            self._tps(s.topic_feedback),
-        )
+        self.gate = LabelGate(self.consumer, self._tps(s.topic_events), self._tps(s.topic_outcomes))
 
     def _tps(self, topic: str) -> list[TopicPartition]:
         return [TopicPartition(topic, p) for p in range(self.partitions[topic])]
@@ -70,13 +68,13 @@ class LearnerService(Service):
         """Learn until stopped (or ``max_versions`` were registered); the versions made."""
         s = self.settings
         since_ms = int((time.time() - s.feedback_retention_seconds) * 1000)
-        joined = self._tps(s.topic_events) + self._tps(s.topic_decisions)
         starts = self.consumer.offsets_for_times(
-            [TopicPartition(tp.topic, tp.partition, since_ms) for tp in joined], 10
+            [TopicPartition(tp.topic, tp.partition, since_ms) for tp in self._tps(s.topic_events)],
+            10,
         )
-        committed = self.consumer.committed(self._tps(s.topic_feedback), 10)
+        committed = self.consumer.committed(self._tps(s.topic_outcomes), 10)
         self.consumer.assign(
-            # events and decisions from the retention back (none that old: from the end);
+            # events from the retention back (none that old: from the end);
             # labels from where the last registered version stopped (never: the beginning)
             [TopicPartition(tp.topic, tp.partition, tp.offset if tp.offset >= 0 else OFFSET_END)
              for tp in starts]
@@ -84,7 +82,7 @@ class LearnerService(Service):
                               tp.offset if tp.offset >= 0 else OFFSET_BEGINNING)
                for tp in committed]
         )  # fmt: skip
-        self.gate.seen()  # the decisions' stall clock starts with reading
+        self.gate.seen()  # the events' stall clock starts with reading
         log.info("learning %s from v%d; a version every %d labels", self.name, self.parent,
                  self.every)  # fmt: skip
         while not self._stopping.is_set():
@@ -102,16 +100,15 @@ class LearnerService(Service):
         by_topic: dict[str, list[bytes | None]] = {}
         for message in messages:
             by_topic.setdefault(str(message.topic()), []).append(message.value())
-        events, decisions = by_topic.get(s.topic_events, []), by_topic.get(s.topic_decisions, [])
-        labels = by_topic.get(s.topic_feedback, [])
-        if events or decisions:
+        events, outcomes = by_topic.get(s.topic_events, []), by_topic.get(s.topic_outcomes, [])
+        if events:
             self.gate.seen()
-        self.learned_since += learn_batch(self.learner, events, decisions, labels)
-        if labels and self.learned_since >= self.every:
+        self.learned_since += learn_batch(self.learner, events, outcomes)
+        if outcomes and self.learned_since >= self.every:
             self._register()
 
     def _register(self) -> None:
-        source = f"online:{self.settings.topic_feedback}"
+        source = f"online:{self.settings.topic_outcomes}"
         manifest = register_learned(self.registry, self.learner, self.name, self.parent, source)
         if manifest is None:
             return  # one class only so far: keep learning
@@ -126,7 +123,7 @@ class LearnerService(Service):
             log.warning("v%d registered; its ModelEvent was not published: %s",
                         manifest.version, problem)  # fmt: skip
         log.info("registered %s v%d: %s", self.name, manifest.version, reason)
-        read = [tp for tp in self.consumer.position(self._tps(self.settings.topic_feedback))
+        read = [tp for tp in self.consumer.position(self._tps(self.settings.topic_outcomes))
                 if tp.offset >= 0]  # fmt: skip
         if read:  # the labels in this version are not learned again after a restart
             self.consumer.commit(offsets=read, asynchronous=False)
@@ -137,23 +134,28 @@ class LearnerService(Service):
 def learn_batch(
     learner: OnlineLearner,
     events: Sequence[bytes | None],
-    decisions: Sequence[bytes | None],
-    labels: Sequence[bytes | None],
+    outcomes: Sequence[bytes | None],
 ) -> int:
     """Feed one batch's record values to ``learner``; the number of labels learned.
 
-    The events' features and the decisions' input hashes are remembered first, so that a
-    label read in the same batch as its event and decision is learned. Invalid events and
-    labels are skipped (the scorer and the monitor owner dead-letter them).
+    The events' features are remembered first, so that an outcome read in the same batch as
+    its event is learned. Invalid events and outcomes are skipped (the scorer dead-letters
+    the events; the outcome join writes only valid outcomes).
     """
     if events:
         learner.remember_events(decode_events(events).events)
-    if decisions:
-        learner.remember_decisions(parse_decisions(decisions)[0])  # the owner counts the rest
-    if not labels:
+    if not outcomes:
         return 0
-    accepted, _ = parse_feedback(labels)
-    return learner.learn([(f["event_id"], f["label"]) for _, f in accepted])
+    rows = []
+    for value in outcomes:
+        try:
+            row = orjson.loads(value or b"null")
+            rows.append({"event_id": str(row["event_id"]), "input_hash": str(row["input_hash"]),
+                         "model": row["model"], "label": int(row["label"])})  # fmt: skip
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            continue
+    learner.remember_decisions(rows)
+    return learner.learn([(r["event_id"], r["label"]) for r in rows])
 
 
 def register_learned(

@@ -3,15 +3,14 @@
 ``scorer monitor`` runs it on Kafka (:mod:`streams.outcomes.service`).
 
 Scoring processes count their batches into window summaries
-(:mod:`streams.engine.monitors`). This process reads three topics and judges:
+(:mod:`streams.engine.monitors`). This process reads two topics and judges:
 
 - ``monitor-summaries``: merged into one :class:`~streams.monitoring.monitor_set.MonitorSet`
   per model version; a window is evaluated once every partition of the events topic has
   passed it, so the verdicts are those of one process over all partitions.
-- ``decisions``: remembered by event_id (score, decision, context, event time, model) for
-  the feedback retention.
-- ``feedback``: labels joined to those decisions once; joined labels feed concept drift and
-  outcome fairness of the version that decided; rejected labels go to the dead-letter topic.
+- ``outcomes``: labels joined to their decisions by the outcome join
+  (:mod:`streams.outcomes.join_service`); they feed concept drift and outcome fairness of the
+  version that decided.
 
 A window is evaluated only when every partition of its stream has passed it, so a partition
 that stops receiving data holds windows open (keyed traffic reaches every partition). For
@@ -31,14 +30,12 @@ from __future__ import annotations
 import logging
 import math
 from collections import defaultdict
-from datetime import datetime
 from typing import Any
 
 import numpy as np
 import orjson
 
 from models.registry import Registry
-from schemas.contracts import RejectReason
 from schemas.errors import ScorerError
 from streams.engine.monitors import monitor_config
 from streams.engine.records import Output, model_headers
@@ -46,16 +43,12 @@ from streams.monitoring.batch import LabelledBatch
 from streams.monitoring.monitor_set import MonitorSet
 from streams.monitoring.summary import Stream
 from streams.observability import ScorerMetrics
-from streams.outcomes.join import FeedbackJoiner, Joined, parse_decisions, parse_feedback
+from streams.outcomes.join import epoch
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 
 ModelKey = tuple[str, int]
-
-
-def epoch(text: str) -> float:
-    return datetime.fromisoformat(text).timestamp()
 
 
 class MonitorOwner:
@@ -76,7 +69,6 @@ class MonitorOwner:
         )
         self.idle_seconds = settings.monitor_idle_seconds
         self.sets: dict[ModelKey, MonitorSet] = {}
-        self.joiner = FeedbackJoiner(settings.feedback_retention_seconds)
         self.merged_offsets: dict[ModelKey, dict[int, int]] = defaultdict(dict)
         self.skipped_summaries = 0
 
@@ -102,59 +94,47 @@ class MonitorOwner:
             records += self._move_idle(monitors, "events")
         return records
 
-    def decisions(self, values: list[bytes | None]) -> None:
-        """Remember the champion's decisions for the label join (unusable records are
-        skipped and counted)."""
-        rows, skipped = parse_decisions(values)
-        if skipped:
-            log.error("%d decision record(s) skipped: not decisions the join can hold", skipped)
-            self.metrics.errors.labels("decision_record").inc(skipped)
-        if not rows:
-            return
-        self.joiner.remember(
-            [r["event_id"] for r in rows],
-            [float(r["score"]) for r in rows],
-            [r["decision"] for r in rows],
-            [r.get("context") or {} for r in rows],
-            [epoch(r["event_time"]) for r in rows],
-            [(r["model"]["name"], int(r["model"]["version"])) for r in rows],
-        )
-
-    def labels(
+    def outcomes(
         self, values: list[bytes | None], partitions: list[int], offsets: list[int]
-    ) -> tuple[list[dict[str, Any]], list[tuple[int, RejectReason, str]]]:
-        """Join labels; records of the label windows made final, and rejected labels."""
-        accepted, rejects = parse_feedback(values)
-        joined, join_rejects = self.joiner.join(
-            [(i, f["event_id"], f["label"], f["label_time"]) for i, f in accepted]
-        )
-        rejects += join_rejects
-        self.metrics.labels.labels("joined").inc(len(joined))
-        self.metrics.labels.labels("rejected").inc(len(rejects))
-        by_model: dict[ModelKey, list[Joined]] = defaultdict(list)
-        for item in joined:
-            if item.model is not None:
-                by_model[item.model].append(item)
+    ) -> list[dict[str, Any]]:
+        """Joined outcomes (the outcome join's records) into the label monitors of the version
+        that decided; the records of the label windows they made final. An unusable record
+        is skipped and counted."""
+        by_model: dict[ModelKey, list[int]] = defaultdict(list)
+        rows: list[dict[str, Any]] = []
+        for value in values:
+            try:
+                row = orjson.loads(value or b"null")
+                key = (str(row["model"]["name"]), int(row["model"]["version"]))
+                row["t"] = epoch(row["label_time"])
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+                log.error("outcome record skipped: not an outcome")
+                self.metrics.errors.labels("outcome_record").inc()
+                rows.append({})
+                continue
+            by_model[key].append(len(rows))
+            rows.append(row)
         records: list[dict[str, Any]] = []
-        for key, items in sorted(by_model.items()):
+        for key, indexes in sorted(by_model.items()):
             try:
                 monitors = self._for(key)
             except ScorerError as exc:
                 log.error("labels of %s:v%d not monitored: %s", *key, exc)
                 continue
+            items = [rows[i] for i in indexes]
             records += monitors.observe_labels(
                 LabelledBatch(
-                    [j.score for j in items],
-                    [j.decision for j in items],
-                    [j.label for j in items],
-                    [j.label_time for j in items],
-                    [partitions[j.index] for j in items],
-                    [offsets[j.index] for j in items],
-                    [j.context for j in items],
+                    [float(r["score"]) for r in items],
+                    [r["decision"] for r in items],
+                    [int(r["label"]) for r in items],
+                    [r["t"] for r in items],
+                    [partitions[i] for i in indexes],
+                    [offsets[i] for i in indexes],
+                    [r.get("context") or {} for r in items],
                 )
             )
             records += self._move_idle(monitors, "labels")
-        return records, rejects
+        return records
 
     # --- checkpoints ------------------------------------------------------------------------
 

@@ -1,17 +1,23 @@
 """``scorer monitor`` on Kafka: :class:`~streams.outcomes.owner.MonitorOwner` with
 transactions, checkpoints, restore and signals.
 
-Its outputs (drift alerts, fairness reports, dead letters) and a checkpoint of its state are
-written in Kafka transactions together with the input offsets they cover, every
+Its outputs (drift alerts, fairness reports) and a checkpoint of its state are written in
+Kafka transactions together with the input offsets they cover, every
 ``monitor_checkpoint_seconds``. After a crash, the next owner (same transactional id, which
-fences the old one and aborts its open transaction) restores the last checkpoint, rebuilds
-the label join from the decisions and feedback it covers, and reads on from its offsets: a
-read_committed reader sees the alerts an uninterrupted run would have written, once.
+fences the old one and aborts its open transaction) restores the last checkpoint and reads on
+from its offsets: a read_committed reader sees the alerts an uninterrupted run would have
+written, once.
+
+Labels reach it joined, from the ``outcomes`` topic the outcome join writes
+(:mod:`streams.outcomes.join_service`). Unless told not to (``scorer monitor --no-join``),
+the owner runs one join instance in its own process, so a deployment needs no other
+process; more ``scorer join`` instances in the same group share the join's partitions.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -23,15 +29,13 @@ from confluent_kafka import OFFSET_BEGINNING, Message, TopicPartition
 
 from models.registry import Registry
 from schemas.contracts import SCHEMA_VERSION
-from streams.engine.processor import dead_letter_outputs
 from streams.engine.records import ConsumedRecord, Output, consumed
 from streams.kafka import clients
-from streams.kafka.messages import partition_count, usable
+from streams.kafka.messages import committable, partition_count, usable
 from streams.kafka.reader import TopicReader
 from streams.observability import Health, ScorerMetrics
-from streams.outcomes.join import parse_feedback
-from streams.outcomes.label_gate import LabelGate
-from streams.outcomes.owner import MonitorOwner, epoch, record_output
+from streams.outcomes.join_service import JoinService
+from streams.outcomes.owner import MonitorOwner, record_output
 from streams.runtime import Service
 from streams.settings import Settings
 
@@ -47,6 +51,7 @@ class MonitorService(Service):
         registry: Registry | None = None,
         metrics: ScorerMetrics | None = None,
         health: Health | None = None,
+        join: bool = True,
     ) -> None:
         self.settings = settings
         self.metrics = metrics or ScorerMetrics()
@@ -59,7 +64,7 @@ class MonitorService(Service):
             settings,
             registry or Registry(settings.registry),
             partition_count(self.consumer, settings.topic_events),
-            self.partitions.get(settings.topic_feedback, 0),
+            self.partitions.get(settings.topic_outcomes, 0),
             self.metrics,
         )
         self.producer = clients.transactional_producer(
@@ -68,27 +73,28 @@ class MonitorService(Service):
             **{"linger.ms": 20, "compression.type": "lz4", "message.max.bytes": 16_000_000},
         )
         self.positions: dict[tuple[str, int], int] = {}
-        s = settings
-        self.gate = LabelGate(
-            self.consumer,
-            [TopicPartition(s.topic_decisions, p)
-             for p in range(self.partitions.get(s.topic_decisions, 0))],
-            [TopicPartition(s.topic_feedback, p)
-             for p in range(self.partitions.get(s.topic_feedback, 0))],
-        )  # fmt: skip
+        self.join = JoinService(settings, self.metrics) if join and settings.join_feedback else None
+        self._join_thread: threading.Thread | None = None
+        self._join_error: BaseException | None = None
 
     def _inputs(self) -> list[str]:
         s = self.settings
         topics = [s.topic_monitor_summaries]
         if s.join_feedback:
-            topics += [s.topic_decisions, s.topic_feedback]
+            topics.append(s.topic_outcomes)
         return topics
 
     # --- lifecycle --------------------------------------------------------------------------
 
+    def stop(self, *_: object) -> None:
+        super().stop()
+        if self.join is not None:
+            self.join.stop()
+
     def run(self) -> None:
         self.producer.init_transactions(30)  # fences an older owner, aborts its transaction
         self._restore()
+        self._start_join()
         self.consumer.assign(
             [TopicPartition(t, p, self.positions.get((t, p), OFFSET_BEGINNING))
              for t, n in self.partitions.items() for p in range(n)]
@@ -96,12 +102,12 @@ class MonitorService(Service):
         log.info("monitor owner %s reading %s", self.owner_id, ", ".join(self.partitions))
         self.health.set(True, "")
         self.producer.begin_transaction()
-        self.gate.seen()  # the restore took its time: the decisions' stall clock starts now
         last_commit = time.monotonic()
         try:
             while not self._stopping.is_set():
                 self.health.heartbeat()
-                self.gate.update()  # labels wait until the decisions are read
+                if self._join_thread is not None and not self._join_thread.is_alive():
+                    break  # the join instance failed: stop, and say why below
                 messages = [
                     m for m in self.consumer.consume(1000, timeout=0.1) if usable(m, self.metrics)
                 ]
@@ -114,7 +120,28 @@ class MonitorService(Service):
         finally:
             self.health.set(False, "stopped")
             self.consumer.close()
+            if self.join is not None:
+                self.join.stop()
+            if self._join_thread is not None:
+                self._join_thread.join()
             log.info("monitor owner stopped")
+        if self._join_error is not None:
+            raise self._join_error
+
+    def _start_join(self) -> None:
+        join = self.join
+        if join is None:
+            return
+
+        def run_join() -> None:
+            try:
+                join.run()
+            except BaseException as exc:  # reported by the owner's thread, which stops
+                log.error("the join instance stopped: %s", exc)
+                self._join_error = exc
+
+        self._join_thread = threading.Thread(target=run_join, name="outcome-join", daemon=True)
+        self._join_thread.start()
 
     # --- one batch --------------------------------------------------------------------------
 
@@ -123,8 +150,6 @@ class MonitorService(Service):
         for record in map(consumed, messages):
             by_topic[record.topic].append(record)
             self.positions[(record.topic, record.partition)] = record.offset + 1
-        if by_topic.get(self.settings.topic_decisions):
-            self.gate.seen()
         for topic, key, value, headers in batch_outputs(
             self.settings, self.metrics, self.owner, by_topic
         ):
@@ -135,6 +160,7 @@ class MonitorService(Service):
 
     def _commit(self, final: bool = False) -> None:
         """Checkpoint and offsets into the open transaction; commit; open the next one."""
+        self.positions.update(committable(self.consumer, self.positions))
         self.producer.produce(
             self.settings.topic_monitor_checkpoints,
             checkpoint_value(self.owner_id, self.positions, self.owner.state(), datetime.now(UTC)),
@@ -157,11 +183,9 @@ class MonitorService(Service):
             return
         self.owner.restore(checkpoint["monitors"])
         self.positions.update(checkpoint_positions(checkpoint))
-        self._rebuild_join(epoch(checkpoint["written_at"]))
         log.info(
-            "restored %s from its checkpoint of %s (%d monitor set(s), %d decisions held)",
+            "restored %s from its checkpoint of %s (%d monitor set(s))",
             self.owner_id, checkpoint["written_at"], len(checkpoint["monitors"]),
-            len(self.owner.joiner),
         )  # fmt: skip
 
     def _last_checkpoint(self) -> dict[str, Any] | None:
@@ -174,26 +198,6 @@ class MonitorService(Service):
                 found = record.value
         return None if found is None else orjson.loads(found)
 
-    def _rebuild_join(self, written_at: float) -> None:
-        """The label join's state is the decisions (and labels) of the retention before the
-        checkpoint: read them again up to the checkpoint's offsets."""
-        s = self.settings
-        if not s.join_feedback:
-            return
-        horizon_ms = int((written_at - s.feedback_retention_seconds) * 1000)
-        with TopicReader(s) as reader:
-            for topic in (s.topic_decisions, s.topic_feedback):
-                ends = {p: self.positions.get((topic, p), 0) for p in range(self.partitions[topic])}
-                ranges = reader.offset_ranges(topic, ends, since_ms=horizon_ms)
-                values = [r.value for r in reader.records(topic, ranges)]
-                if topic == s.topic_decisions:
-                    self.owner.decisions(values)
-                else:  # mark what was joined before; the records it made are in the checkpoint
-                    accepted, _ = parse_feedback(values)
-                    self.owner.joiner.join(
-                        [(i, f["event_id"], f["label"], f["label_time"]) for i, f in accepted]
-                    )
-
 
 def batch_outputs(
     settings: Settings,
@@ -202,22 +206,15 @@ def batch_outputs(
     by_topic: Mapping[str, Sequence[ConsumedRecord]],
 ) -> list[Output]:
     """What one batch of the owner's inputs makes: the alert and report records of the windows
-    it made final, then a dead letter per rejected label (with the label's own bytes and
-    coordinates). Decisions go first, so that a label read in the same batch as its decision
-    joins it."""
-    decisions = by_topic.get(settings.topic_decisions, [])
-    if decisions:
-        owner.decisions([r.value for r in decisions])
+    it made final, from the scorers' summaries and then the joined outcomes."""
     records = owner.summaries([r.value for r in by_topic.get(settings.topic_monitor_summaries, [])])
-    dead_letters: list[Output] = []
-    labels = by_topic.get(settings.topic_feedback, [])
-    if labels:
-        label_records, rejects = owner.labels(
-            [r.value for r in labels], [r.partition for r in labels], [r.offset for r in labels]
-        )
-        records += label_records
-        dead_letters = dead_letter_outputs(settings, metrics, labels, rejects)
-    return [record_output(settings, metrics, r) for r in records] + dead_letters
+    outcomes = by_topic.get(settings.topic_outcomes, [])
+    if outcomes:
+        records += owner.outcomes(
+            [r.value for r in outcomes], [r.partition for r in outcomes],
+            [r.offset for r in outcomes],
+        )  # fmt: skip
+    return [record_output(settings, metrics, r) for r in records]
 
 
 def checkpoint_value(

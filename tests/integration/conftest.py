@@ -38,6 +38,7 @@ def scorer_setup(
         "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "SCORER_REGISTRY": str(registry.root),
         "SCORER_MODEL": "loans", "SCORER_GROUP_ID": unique("scorer"), "SCORER_MAX_WAIT_MS": "20",
         "SCORER_MONITOR_GROUP_ID": unique("monitor"), "SCORER_MONITOR_CHECKPOINT_SECONDS": "1",
+        "SCORER_JOIN_GROUP_ID": unique("join"), "SCORER_JOIN_STATE_DIR": str(tmp_path / "join"),
     })  # fmt: skip
     setup = ScorerSetup(kafka_bootstrap, topics, registry, "loans", env)
     yield setup

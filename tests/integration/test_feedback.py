@@ -19,6 +19,7 @@ def test_labels_join_and_concept_drift_recommends_retraining(scorer_setup: Score
     stream = list(agrawal_stream(12_000, seed=71, drift_at=6_000, drift_factor=1.5, start=start,
                                  interval=timedelta(milliseconds=10), run_id="fb"))  # fmt: skip
     scorer_setup.env["SCORER_MONITOR_WINDOW_SECONDS"] = "5"
+    scorer_setup.env["SCORER_FEEDBACK_WAIT_SECONDS"] = "30"  # the stream spans 120 s
     engine, owner = scorer_setup.serve(), scorer_setup.monitor()
     scorer_setup.produce([(e.event["entity_id"].encode(), orjson.dumps(e.event)) for e in stream])
     reader = scorer_setup.consumer("decisions", "drift-alerts", "events.dlq")

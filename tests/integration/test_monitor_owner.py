@@ -13,37 +13,52 @@ import signal
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import orjson
 from confluent_kafka import Consumer, Producer
 
 from models.datasets import agrawal_stream
 from tests.support.kafka import group_offsets, unique, wait_for_members
-from tests.support.scorer import ScorerSetup
+from tests.support.scorer import JOIN_SETTINGS, JOIN_TOPICS, ScorerSetup
 from tests.support.waiting import wait_until
 
-OWN_TOPICS = ("decisions", "explanations", "events.dlq", "monitor-summaries", "drift-alerts",
-              "fairness-reports")  # fmt: skip
+OWN_TOPICS = {  # name: partitions
+    "decisions": 3, "explanations": 3, "events.dlq": 3, "monitor-summaries": 1,
+    "drift-alerts": 1, "fairness-reports": 1, **dict.fromkeys(JOIN_TOPICS, 3),
+}  # fmt: skip
 SETTING = {
     "decisions": "SCORER_TOPIC_DECISIONS", "explanations": "SCORER_TOPIC_EXPLANATIONS",
     "events.dlq": "SCORER_TOPIC_DLQ", "monitor-summaries": "SCORER_TOPIC_MONITOR_SUMMARIES",
     "drift-alerts": "SCORER_TOPIC_DRIFT_ALERTS",
-    "fairness-reports": "SCORER_TOPIC_FAIRNESS_REPORTS",
+    "fairness-reports": "SCORER_TOPIC_FAIRNESS_REPORTS", **JOIN_SETTINGS,
 }  # fmt: skip
 WALL_CLOCK = ("detected_at", "generated_at")
 
 
 def second_deployment(
-    setup: ScorerSetup, topic_factory: Callable[..., str]
+    setup: ScorerSetup, topic_factory: Callable[..., str], state_dir: Path
 ) -> tuple[dict[str, str], dict[str, str]]:
     """Environment and topics of a deployment sharing only the events and feedback."""
     topics = {
-        name: topic_factory(name.replace(".", "-"), partitions=1 if "-" in name else 3)
-        for name in OWN_TOPICS
+        name: topic_factory(name.replace(".", "-"), partitions=partitions)
+        for name, partitions in OWN_TOPICS.items()
     }
     env = {**setup.env, **{SETTING[name]: topic for name, topic in topics.items()}}
     env["SCORER_GROUP_ID"] = unique("scorer")
+    return {**env, **own_owner(topic_factory, state_dir)[0]}, topics
+
+
+def own_owner(
+    topic_factory: Callable[..., str], state_dir: Path
+) -> tuple[dict[str, str], dict[str, str]]:
+    """Settings of a monitor owner (and its outcome join) with groups, state and join topics
+    of its own; and those topics."""
+    topics = {name: topic_factory(name, partitions=3) for name in JOIN_TOPICS}
+    env = {SETTING[name]: topic for name, topic in topics.items()}
     env["SCORER_MONITOR_GROUP_ID"] = unique("monitor")
+    env["SCORER_JOIN_GROUP_ID"] = unique("join")
+    env["SCORER_JOIN_STATE_DIR"] = str(state_dir / unique("join"))
     return env, topics
 
 
@@ -76,13 +91,16 @@ def verdicts(bootstrap: str, alerts: str, reports: str) -> list[str]:
 
 def caught_up(bootstrap: str, env: dict[str, str]) -> bool:
     """Whether the deployment of ``env`` is done with what was sent: its scorers committed
-    every event (their summaries are written first), and its owner committed every summary,
-    decision and label. The owner commits its verdicts in the transaction with its input
-    offsets, so every verdict on those inputs is committed too."""
-    inputs = [(env["SCORER_GROUP_ID"], env["SCORER_TOPIC_EVENTS"])] + [
-        (env["SCORER_MONITOR_GROUP_ID"], env[setting])
-        for setting in ("SCORER_TOPIC_MONITOR_SUMMARIES", "SCORER_TOPIC_DECISIONS",
-                        "SCORER_TOPIC_FEEDBACK")
+    every event (their summaries are written first), its outcome join every decision and
+    label, and its owner every summary and outcome. The owner commits its verdicts in the
+    transaction with its input offsets, so every verdict on those inputs is committed too."""
+    inputs = [
+        (env["SCORER_GROUP_ID"], env["SCORER_TOPIC_EVENTS"]),
+        *((env["SCORER_JOIN_GROUP_ID"], env[setting])
+          for setting in ("SCORER_TOPIC_DECISIONS", "SCORER_TOPIC_FEEDBACK",
+                          "SCORER_TOPIC_JOIN_INPUT")),
+        *((env["SCORER_MONITOR_GROUP_ID"], env[setting])
+          for setting in ("SCORER_TOPIC_MONITOR_SUMMARIES", "SCORER_TOPIC_OUTCOMES")),
     ]  # fmt: skip
     return all(
         offsets.lag == 0
@@ -91,12 +109,15 @@ def caught_up(bootstrap: str, env: dict[str, str]) -> bool:
     )
 
 
-def settle(read: Callable[[], list[str]], at_least: int, done: Callable[[], bool]) -> list[str]:
+def settle(
+    read: Callable[[], list[str]], at_least: int, done: Callable[[], bool], setup: ScorerSetup
+) -> list[str]:
     """Read once the deployment is ``done`` with its input and at least ``at_least`` records
-    are there."""
+    are there; fail early if one of ``setup``'s processes died."""
     found: list[str] = []
 
     def settled() -> bool:
+        setup.check_alive()
         if not done():
             return False
         found[:] = read()
@@ -147,11 +168,11 @@ def stop(*processes: object) -> None:
 
 
 def test_two_scorers_give_the_verdicts_of_one(
-    scorer_setup: ScorerSetup, topic_factory: Callable[..., str]
+    scorer_setup: ScorerSetup, topic_factory: Callable[..., str], tmp_path: Path
 ) -> None:
     setup = scorer_setup
     setup.env["SCORER_MONITOR_WINDOW_SECONDS"] = "5"
-    single_env, single = second_deployment(setup, topic_factory)
+    single_env, single = second_deployment(setup, topic_factory, tmp_path)
 
     pair = [setup.serve(), setup.serve()]
     wait_for_members(setup.bootstrap, setup.env["SCORER_GROUP_ID"], 2)
@@ -162,10 +183,10 @@ def test_two_scorers_give_the_verdicts_of_one(
 
     split_verdicts = settle(lambda: verdicts(setup.bootstrap, setup.topics["drift-alerts"],
                                              setup.topics["fairness-reports"]), 20,
-                            lambda: caught_up(setup.bootstrap, setup.env))  # fmt: skip
+                            lambda: caught_up(setup.bootstrap, setup.env), setup)  # fmt: skip
     single_verdicts = settle(lambda: verdicts(setup.bootstrap, single["drift-alerts"],
                                               single["fairness-reports"]), 20,
-                             lambda: caught_up(setup.bootstrap, single_env))  # fmt: skip
+                             lambda: caught_up(setup.bootstrap, single_env), setup)  # fmt: skip
     stop(*pair, owner, one, single_owner)
 
     assert any('"status": "open"' in v and '"feature": "loan"' in v for v in single_verdicts)
@@ -173,15 +194,16 @@ def test_two_scorers_give_the_verdicts_of_one(
 
 
 def test_a_restarted_owner_gives_the_verdicts_of_an_uninterrupted_one(
-    scorer_setup: ScorerSetup, topic_factory: Callable[..., str]
+    scorer_setup: ScorerSetup, topic_factory: Callable[..., str], tmp_path: Path
 ) -> None:
+    """The owner under test is SIGKILLed mid-stream with its outcome join, and restarted."""
     setup = scorer_setup
     setup.env["SCORER_MONITOR_WINDOW_SECONDS"] = "5"
     setup.topics["events.dlq"] = topic_factory("events-dlq", partitions=1)  # to read it whole
     setup.env["SCORER_TOPIC_DLQ"] = setup.topics["events.dlq"]
     scorer = setup.serve()
     reference = setup.monitor()
-    restarted_env = {**setup.env, "SCORER_MONITOR_GROUP_ID": unique("monitor")}
+    restarted_env = {**setup.env, **own_owner(topic_factory, tmp_path)[0]}
     topics = {name: topic_factory(name, partitions=1)
               for name in ("drift-alerts", "fairness-reports", "dlq")}  # fmt: skip
     restarted_env.update({"SCORER_TOPIC_DRIFT_ALERTS": topics["drift-alerts"],
@@ -192,9 +214,9 @@ def test_a_restarted_owner_gives_the_verdicts_of_an_uninterrupted_one(
     stream = drift_records(12_000, 6_000, seed=73, run_id="restart")
     first, second = stream[:7_000], stream[7_000:]
     decisions = setup.topics["decisions"]
-    owners = (setup.env["SCORER_MONITOR_GROUP_ID"], restarted_env["SCORER_MONITOR_GROUP_ID"])
+    joins = (setup.env["SCORER_JOIN_GROUP_ID"], restarted_env["SCORER_JOIN_GROUP_ID"])
     setup.produce(encoded(first))
-    for group in owners:  # labels come after their decisions, as they do in production
+    for group in joins:  # labels come after their decisions, as they do in production
         wait_caught_up(setup.bootstrap, group, decisions, len(first))
     publish_labels(setup, first[:5_000])
     under_test = lambda: verdicts(setup.bootstrap, topics["drift-alerts"],  # noqa: E731
@@ -206,7 +228,7 @@ def test_a_restarted_owner_gives_the_verdicts_of_an_uninterrupted_one(
 
     setup.produce(encoded(second))
     restarted = setup.start("monitor", env=restarted_env)
-    for group in owners:
+    for group in joins:
         wait_caught_up(setup.bootstrap, group, decisions, len(stream))
     duplicate = {"event_id": first[10].event["event_id"], "label": 1,
                  "label_time": datetime(2026, 3, 1, 0, 1, tzinfo=UTC).isoformat()}  # fmt: skip
@@ -214,8 +236,10 @@ def test_a_restarted_owner_gives_the_verdicts_of_an_uninterrupted_one(
 
     expected = settle(lambda: verdicts(setup.bootstrap, setup.topics["drift-alerts"],
                                        setup.topics["fairness-reports"]), 30,
-                      lambda: caught_up(setup.bootstrap, setup.env))  # fmt: skip
-    got = settle(under_test, len(expected), lambda: caught_up(setup.bootstrap, restarted_env))
+                      lambda: caught_up(setup.bootstrap, setup.env), setup)  # fmt: skip
+    got = settle(
+        under_test, len(expected), lambda: caught_up(setup.bootstrap, restarted_env), setup
+    )
     stop(scorer, reference, restarted)
 
     assert any('"monitor": "concept"' in v for v in expected)  # labels were judged

@@ -29,6 +29,7 @@ def test_learned_version_is_registered_with_its_parent_and_not_promoted(
     setup.read(decisions, lambda m: len(m) >= len(stream))
     decisions.close()
 
+    setup.start("join", env=setup.env)  # labels reach the learner joined, as outcomes
     learner = setup.start("learn", "--every", "2000", "--max-versions", "1", env=setup.env)
     producer = Producer({"bootstrap.servers": setup.bootstrap, "linger.ms": 5})
     for e in stream:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Final
 
 from pydantic import BaseModel
 
@@ -15,10 +17,13 @@ from schemas.contracts import (
     FairnessReport,
     Feedback,
     GroupMetrics,
+    JoinRecord,
+    JoinSource,
     ModelEvent,
     ModelRef,
     MonitorCheckpoint,
     MonitorSummary,
+    Outcome,
     ReasonCode,
     RejectReason,
     ScoringEvent,
@@ -30,6 +35,55 @@ MODEL = ModelRef(name="credit", version=3, sha256=SHA)
 WINDOW = DriftWindow(
     start_time=T0, end_time=T0 + timedelta(minutes=5), events=500, offsets={"0": [10, 509]}
 )
+LABEL_TIME = T0 + timedelta(days=20)
+FEEDBACK_VALUE = b'{"event_id": "e-1", "label": 1, "label_time": "2024-05-21T12:00:00Z"}'
+UNVERSIONED_CONTRACTS: Final = frozenset({"JoinRecord"})
+"""Contracts without ``schema_version``: the outcome join's internal records."""
+
+
+def join_records() -> dict[str, JoinRecord]:
+    """The outcome join's records in each of their forms, as ``scorer join`` writes them."""
+    decision = JoinRecord(
+        side="decision",
+        event_id="e-1",
+        t=T0.timestamp(),
+        entity_id="c-9",
+        model=MODEL,
+        score=0.91,
+        decision="decline",
+        context={"gender": "f"},
+        input_hash="0123456789abcdef" * 4,
+        event_time=T0,
+    )
+    label = JoinRecord(
+        side="label",
+        event_id="e-1",
+        t=LABEL_TIME.timestamp(),
+        label=1,
+        label_time=LABEL_TIME,
+        source=JoinSource(
+            topic="feedback",
+            partition=1,
+            offset=9,
+            timestamp_ms=int(LABEL_TIME.timestamp() * 1000),
+            key_b64=base64.b64encode(b"e-1").decode("ascii"),
+            value_b64=base64.b64encode(FEEDBACK_VALUE).decode("ascii"),
+        ),
+    )
+    return {
+        "decision": decision,  # on outcome-join-input
+        "held decision": JoinRecord.model_validate(  # on outcome-join-changelog
+            {**decision.model_dump(), "labelled": True}
+        ),
+        "label": label,  # on outcome-join-input
+        "waiting label": JoinRecord.model_validate(  # on outcome-join-changelog
+            {**label.model_dump(), "deadline": LABEL_TIME.timestamp() + 300.0}
+        ),
+        "watermark": JoinRecord(  # on outcome-join-input
+            side="watermark", t=T0.timestamp(), decisions_partition=2, read_to_end=False
+        ),
+        "first watermark": JoinRecord(side="watermark", decisions_partition=0, read_to_end=True),
+    }
 
 
 def examples() -> dict[str, BaseModel]:
@@ -149,4 +203,17 @@ def examples() -> dict[str, BaseModel]:
             monitors=[{"version": 1, "model": {"name": "credit", "version": 3}}],
             written_at=T0,
         ),
+        "Outcome": Outcome(
+            event_id="e-1",
+            entity_id="c-9",
+            model=MODEL,
+            score=0.91,
+            decision="decline",
+            label=1,
+            context={"gender": "f"},
+            input_hash="0123456789abcdef" * 4,
+            event_time=T0,
+            label_time=LABEL_TIME,
+        ),
+        "JoinRecord": join_records()["decision"],
     }

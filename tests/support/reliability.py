@@ -60,7 +60,8 @@ def valid_records(count: int, seed: int, run_id: str) -> tuple[list[Record], lis
 
 
 class EngineProcess:
-    """One ``scorer serve`` subprocess of ``setup``, logging to ``log_dir``."""
+    """One ``scorer serve`` (or other ``command``) subprocess of ``setup``, logging to
+    ``log_dir``."""
 
     def __init__(
         self,
@@ -69,13 +70,15 @@ class EngineProcess:
         *extra: str,
         env: dict[str, str] | None = None,
         module: str = "streams.cli",
+        command: str = "serve",
     ) -> None:
         self.port = free_port()
-        self.log_path = log_dir / f"{unique('engine')}.log"
+        self.log_path = log_dir / f"{unique(command)}.log"
         environment = {**setup.env, **(env or {})}
+        argv = [sys.executable, "-m", module, command, "--metrics-port", str(self.port), *extra]
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", module, "serve", "--metrics-port", str(self.port), *extra],
+                argv,
                 env=environment, stdout=log, stderr=subprocess.STDOUT,
             )  # fmt: skip
         setup.processes.append(self.process)

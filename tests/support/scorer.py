@@ -37,7 +37,13 @@ TOPIC_SETTINGS = {
     "fairness-reports": ("SCORER_TOPIC_FAIRNESS_REPORTS", 1),
     "monitor-summaries": ("SCORER_TOPIC_MONITOR_SUMMARIES", 1),
     "monitor-checkpoints": ("SCORER_TOPIC_MONITOR_CHECKPOINTS", 1),
+    "outcomes": ("SCORER_TOPIC_OUTCOMES", 3),
+    "outcome-join-input": ("SCORER_TOPIC_JOIN_INPUT", 3),
+    "outcome-join-changelog": ("SCORER_TOPIC_JOIN_CHANGELOG", 3),
 }
+JOIN_TOPICS = ("outcomes", "outcome-join-input", "outcome-join-changelog")
+"""The outcome join's topics, which need equal partition counts."""
+JOIN_SETTINGS = {name: TOPIC_SETTINGS[name][0] for name in JOIN_TOPICS}
 
 
 @dataclass

@@ -17,12 +17,21 @@ from schemas.contracts import (
     MAX_DETAIL_LENGTH,
     DeadLetter,
     Decision,
+    JoinRecord,
+    Outcome,
     RejectReason,
     ScoringEvent,
     reject_reason_for,
     validation_detail,
 )
-from tests.support.contracts import T0, examples
+from tests.support.contracts import (
+    FEEDBACK_VALUE,
+    LABEL_TIME,
+    T0,
+    UNVERSIONED_CONTRACTS,
+    examples,
+    join_records,
+)
 
 
 def test_every_contract_has_an_example() -> None:
@@ -37,14 +46,23 @@ def test_round_trip_through_json(name: str) -> None:
     assert CONTRACTS[name].model_validate_json(text) == record
     # Decoders that parse JSON first (orjson, json) get the same record.
     assert CONTRACTS[name].model_validate(json.loads(text)) == record
-    assert json.loads(text)["schema_version"] == 1
+    if name in UNVERSIONED_CONTRACTS:
+        assert "schema_version" not in json.loads(text)
+    else:
+        assert json.loads(text)["schema_version"] == 1
+
+
+def test_only_the_join_records_are_unversioned() -> None:
+    unversioned = {n for n, c in CONTRACTS.items() if "schema_version" not in c.model_fields}
+    assert unversioned == UNVERSIONED_CONTRACTS == {"JoinRecord"}
 
 
 @pytest.mark.parametrize("name", sorted(CONTRACTS))
 def test_records_are_frozen(name: str) -> None:
     record = examples()[name]
+    field = "event_id" if name in UNVERSIONED_CONTRACTS else "schema_version"
     with pytest.raises(ValidationError, match="frozen"):
-        record.schema_version = 1  # type: ignore[attr-defined]
+        setattr(record, field, getattr(record, field))
 
 
 def test_feature_types_are_kept_exactly() -> None:
@@ -156,6 +174,19 @@ BAD_FIELDS = [
     ("ModelEvent", "sha256", "z" * 64, "sha256", "64 lowercase hexadecimal"),
     ("ModelEvent", "version", 0, "version", "greater than or equal to 1"),
     ("ModelEvent", "actor", "", "actor", "at least 1 character"),
+    ("Outcome", "label", 2, "label", "0 or 1"),
+    ("Outcome", "label", True, "label", "must be an integer, got boolean"),
+    ("Outcome", "score", 1.5, "score", "less than or equal to 1"),
+    ("Outcome", "input_hash", "abc", "input_hash", "64 lowercase hexadecimal"),
+    ("Outcome", "label_time", "2024-05-21T12:00:00", "label_time", "no UTC offset"),
+    ("Outcome", "model.version", 0, "model.version", "greater than or equal to 1"),
+    ("Outcome", "schema_version", 2, "schema_version", "Input should be 1"),
+    ("JoinRecord", "side", "outcome", "side", "'decision', 'label' or 'watermark'"),
+    ("JoinRecord", "t", math.nan, "t", "finite number"),
+    ("JoinRecord", "t", "1714564800", "t", "valid number"),
+    ("JoinRecord", "labelled", 1, "labelled", "valid boolean"),
+    ("JoinRecord", "model", None, "", "a decision record needs model"),
+    ("JoinRecord", "schema_version", 1, "schema_version", "Extra inputs"),
 ]
 
 
@@ -172,6 +203,65 @@ def test_bad_field_is_rejected_with_its_location(
         CONTRACTS[name].model_validate(data)
     found = [(".".join(map(str, e["loc"])), e["msg"]) for e in info.value.errors()]
     assert any(where == loc and fragment in msg for where, msg in found), found
+
+
+@pytest.mark.parametrize("form", sorted(join_records()))
+def test_join_records_round_trip_in_every_form(form: str) -> None:
+    record = join_records()[form]
+    assert JoinRecord.model_validate_json(record.model_dump_json()) == record
+    assert JoinRecord.model_validate_json(record.model_dump_json(exclude_none=True)) == record
+
+
+@pytest.mark.parametrize(
+    ("form", "drop", "message"),
+    [
+        ("label", ("source",), "a label record needs source"),
+        ("label", ("label", "label_time"), "a label record needs label, label_time"),
+        ("waiting label", ("source",), "a label record needs source"),
+        ("decision", ("entity_id", "input_hash"), "a decision record needs entity_id, input_hash"),
+        ("held decision", ("event_time",), "a decision record needs event_time"),
+        ("watermark", ("read_to_end",), "a watermark record needs read_to_end"),
+        ("label", ("event_id",), "a label record needs event_id"),
+    ],
+)
+def test_join_record_needs_the_fields_of_its_side(
+    form: str, drop: tuple[str, ...], message: str
+) -> None:
+    data = join_records()[form].model_dump(mode="json", exclude_none=True)
+    for name in drop:
+        del data[name]
+    with pytest.raises(ValidationError) as info:
+        JoinRecord.model_validate(data)
+    assert [(e["loc"], e["msg"]) for e in info.value.errors()] == [((), f"Value error, {message}")]
+
+
+def test_join_label_source_is_checked() -> None:
+    data = join_records()["label"].model_dump(mode="json")
+    data["source"]["value_b64"] = "!!not base64"
+    data["source"]["offset"] = -1
+    with pytest.raises(ValidationError) as info:
+        JoinRecord.model_validate(data)
+    assert {".".join(map(str, e["loc"])) for e in info.value.errors()} == {
+        "source.value_b64",
+        "source.offset",
+    }
+
+
+def test_what_the_outcome_join_writes_is_valid() -> None:
+    """The records ``scorer join`` builds (streams.outcomes.join) are valid contract records."""
+    from streams.outcomes.join import outcome_record, parse_feedback, snapshot
+
+    decision = {"side": "decision", **snapshot("e-1", T0.timestamp(), context={"gender": "f"})}
+    [(_, label)], rejects = parse_feedback([FEEDBACK_VALUE])
+    assert rejects == []
+    source = join_records()["label"].model_dump(mode="json")["source"]
+    routed = {"side": "label", **label, "source": source}
+    watermark = {"side": "watermark", "t": None, "decisions_partition": 0, "read_to_end": True}
+    for value in (decision, {**decision, "labelled": True}, routed, {**routed, "deadline": 1.0},
+                  watermark):  # fmt: skip
+        JoinRecord.model_validate_json(json.dumps(value))
+    outcome = Outcome.model_validate_json(json.dumps(outcome_record(decision, routed)))
+    assert (outcome.label, outcome.event_time, outcome.label_time) == (1, T0, LABEL_TIME)
 
 
 def test_missing_required_field_is_named() -> None:

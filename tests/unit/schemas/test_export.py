@@ -25,7 +25,7 @@ from streams.cli import main
 from streams.kafka.topics import read_topic_specs
 from streams.paths import infra_dir
 from streams.settings import Settings
-from tests.support.contracts import examples
+from tests.support.contracts import UNVERSIONED_CONTRACTS, examples, join_records
 
 TOPICS_FILE = infra_dir() / "topics.yaml"
 
@@ -133,7 +133,10 @@ def test_json_schema_is_standalone_and_lists_required_fields(name: str) -> None:
     required = {field for field, info in contract.model_fields.items() if info.is_required()}
     assert set(schema.get("required", [])) == required
     assert set(schema["properties"]) == set(contract.model_fields)
-    assert schema["properties"]["schema_version"]["const"] == 1
+    if name in UNVERSIONED_CONTRACTS:
+        assert "schema_version" not in schema["properties"]
+    else:
+        assert schema["properties"]["schema_version"]["const"] == 1
     for ref in _refs(schema):
         _resolve(schema, ref)
 
@@ -146,6 +149,25 @@ def test_json_schema_accepts_the_example_and_refuses_a_broken_one(name: str) -> 
     broken = {**record, "unknown_field": 1}
     del broken[sorted(schema["required"])[0]]
     assert len(_violations(broken, schema, schema)) == 2
+
+
+def test_join_record_schema_requires_what_both_sides_carry() -> None:
+    # A JSON Schema states the field every join record has; each side's own required
+    # fields are checked by the contract (JoinRecord._side_fields), and are nullable here.
+    schema = json_schema(CONTRACTS["JoinRecord"])
+    assert schema["required"] == ["side"]
+    assert schema["properties"]["side"]["enum"] == ["decision", "label", "watermark"]
+    for form, record in join_records().items():
+        assert _violations(record.model_dump(mode="json"), schema, schema) == [], form
+        compact = record.model_dump(mode="json", exclude_none=True)
+        assert _violations(compact, schema, schema) == [], form
+    label = join_records()["label"].model_dump(mode="json")
+    source = {**label["source"], "unknown_field": 1}
+    del source["value_b64"]
+    assert _violations({**label, "source": source}, schema, schema) == [
+        "/source: matches no anyOf option"
+    ]
+    assert len(_violations(source, schema["$defs"]["JoinSource"], schema)) == 2
 
 
 def test_json_schemas_validate_examples_with_jsonschema_when_installed() -> None:
@@ -231,8 +253,12 @@ def test_operations_reference_their_channels(asyncapi: dict[str, Any]) -> None:
 
 def test_messages_carry_key_and_lineage_headers(asyncapi: dict[str, Any]) -> None:
     messages = asyncapi["components"]["messages"]
-    assert set(messages) == {spec["value"] for spec in _topics().values()}
-    for name, message in messages.items():
+    assert {message["name"] for message in messages.values()} == {
+        spec["value"] for spec in _topics().values()
+    }
+    for message_id, message in messages.items():
+        name = message["name"]
+        assert message_id == name or message_id.startswith(name + "."), message_id
         key = message["bindings"]["kafka"]["key"]
         assert key["type"] == "string" and key["description"]
         assert message["contentType"] == "application/json"
@@ -249,6 +275,25 @@ def test_messages_carry_key_and_lineage_headers(asyncapi: dict[str, Any]) -> Non
     assert messages["Decision"]["bindings"]["kafka"]["key"]["description"].endswith("entity_id.")
 
 
+def test_a_contract_with_two_keys_has_a_message_per_topic(asyncapi: dict[str, Any]) -> None:
+    # JoinRecord is keyed by event_id on the join's input and by side and event_id on its
+    # changelog: one message for each topic, with its own key, and the same payload.
+    messages = asyncapi["components"]["messages"]
+    join = {mid: m for mid, m in messages.items() if m["name"] == "JoinRecord"}
+    assert set(join) == {"JoinRecord.outcome-join-input", "JoinRecord.outcome-join-changelog"}
+    keys = {mid: m["bindings"]["kafka"]["key"]["description"] for mid, m in join.items()}
+    assert keys == {
+        "JoinRecord.outcome-join-input": "Record key: event_id.",
+        "JoinRecord.outcome-join-changelog": "Record key: side and event_id (d or l, then the id).",
+    }
+    assert {m["payload"]["$ref"] for m in join.values()} == {"#/components/schemas/JoinRecord"}
+    for topic in ("outcome-join-input", "outcome-join-changelog"):
+        [ref] = asyncapi["channels"][topic]["messages"].values()
+        assert ref == {"$ref": f"#/components/messages/JoinRecord.{topic}"}
+    shared = {m["name"] for m in messages.values()}
+    assert {"Decision", "Outcome"} <= shared and "Decision.decisions" not in messages
+
+
 EXPECTED_HEADERS = {  # contract: (every header, those always present), as the producers write
     "Decision": (set(LINEAGE_HEADERS), set(LINEAGE_HEADERS)),
     "Explanation": (set(LINEAGE_HEADERS), set(LINEAGE_HEADERS)),
@@ -261,6 +306,11 @@ EXPECTED_HEADERS = {  # contract: (every header, those always present), as the p
         {"model_name", "schema_version"},
     ),
     "MonitorCheckpoint": (set(), set()),
+    "Outcome": (
+        {"event_id", "model_name", "model_version"},
+        {"event_id", "model_name", "model_version"},
+    ),
+    "JoinRecord": (set(), set()),
 }
 
 
@@ -271,14 +321,14 @@ def test_each_message_declares_exactly_its_headers(asyncapi: dict[str, Any]) -> 
         "scorer_version",
     }  # fmt: skip
     messages = asyncapi["components"]["messages"]
-    declared = {
-        name: _resolve(asyncapi, message["headers"]["$ref"])
-        for name, message in messages.items()
-        if "headers" in message
-    }
+    declared = {}
+    for message in messages.values():
+        if "headers" in message:
+            name = message["name"]
+            assert message["headers"]["$ref"].endswith("/" + headers_schema_name(name))
+            declared[name] = _resolve(asyncapi, message["headers"]["$ref"])
     assert set(declared) == set(EXPECTED_HEADERS)
     for name, schema in declared.items():
-        assert messages[name]["headers"]["$ref"].endswith("/" + headers_schema_name(name))
         names, required = EXPECTED_HEADERS[name]
         assert (set(schema["properties"]), set(schema["required"])) == (names, required), name
     assert "LineageHeaders" not in asyncapi["components"]["schemas"]
@@ -292,6 +342,8 @@ def test_headers_schemas_accept_what_the_producers_write(asyncapi: dict[str, Any
         "DeadLetterHeaders": {"reason": "INVALID_JSON", "source_offset": "7"},
         "ModelEventHeaders": {"model_name": "loans", "schema_version": "1"},
         "MonitorCheckpointHeaders": {},
+        "OutcomeHeaders": {"event_id": "e-1", "model_name": "loans", "model_version": "3"},
+        "JoinRecordHeaders": {},
     }
     for name, headers in accepted.items():
         assert _violations(headers, schemas[name], asyncapi) == [], name
@@ -300,6 +352,8 @@ def test_headers_schemas_accept_what_the_producers_write(asyncapi: dict[str, Any
         "DeadLetterHeaders": {"reason": "INVALID_JSON"},
         "DriftAlertHeaders": lineage,
         "MonitorCheckpointHeaders": {"model_name": "loans"},
+        "OutcomeHeaders": {"model_name": "loans", "model_version": "3"},
+        "JoinRecordHeaders": {"event_id": "e-1"},
     }
     for name, headers in refused.items():
         assert _violations(headers, schemas[name], asyncapi), name

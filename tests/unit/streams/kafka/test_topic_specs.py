@@ -26,9 +26,21 @@ def test_every_design_topic_is_declared() -> None:
         "model-events",
         "monitor-summaries",
         "monitor-checkpoints",
+        "outcomes",
+        "outcome-join-input",
+        "outcome-join-changelog",
     }
     assert specs["model-events"].config["cleanup.policy"] == "compact"
     assert specs["monitor-checkpoints"].config["cleanup.policy"] == "compact"
+    assert specs["outcome-join-changelog"].config["cleanup.policy"] == "compact"
+    assert "cleanup.policy" not in specs["outcome-join-input"].config
+    # The join writes partition p of its changelog and of outcomes for its input partition p.
+    join_topics = ("outcome-join-input", "outcome-join-changelog", "outcomes")
+    assert len({specs[t].partitions for t in join_topics}) == 1
+    assert (specs["outcomes"].value, specs["outcomes"].key) == ("Outcome", "event_id")
+    assert {specs[t].value for t in ("outcome-join-input", "outcome-join-changelog")} == {
+        "JoinRecord"
+    }
     assert specs["monitor-summaries"].partitions == 1  # one owner reads them in order
     assert specs["events"].partitions == 6 and specs["events"].replication_factor == 1
     assert all(spec.value in CONTRACTS for spec in specs.values())

@@ -3,14 +3,13 @@
 The inputs are built by the scoring side itself (:class:`BatchProcessor` with
 :class:`EngineMonitors` over Agrawal events, one covariate and concept drift halfway): the
 summary exports of one scorer reading both partitions of ``events``, the same traffic scored
-by two scorers (one per partition), the decisions, and a label for every event. The Kafka
-side (:mod:`streams.outcomes.service`) adds the batch order, dead letters and checkpoints;
-its pure parts are tested at the end.
+by two scorers (one per partition), and the outcomes the outcome join makes of the decisions
+and a label for every event. The Kafka side (:mod:`streams.outcomes.service`) adds the batch
+order and checkpoints; its pure parts are tested at the end.
 """
 
 from __future__ import annotations
 
-import base64
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -24,12 +23,14 @@ from models.datasets import agrawal, agrawal_stream
 from models.registry import Registry
 from models.scoring_model import ScoringModel
 from models.training import train
-from schemas.contracts import DeadLetter, DriftAlert, FairnessReport, RejectReason
+from schemas.contracts import DriftAlert, FairnessReport
 from streams.engine.model_watch import ServingModels
 from streams.engine.monitors import EngineMonitors
 from streams.engine.processor import BatchProcessor
 from streams.engine.records import ConsumedRecord
 from streams.observability import ScorerMetrics
+from streams.outcomes.join import OutcomeJoin, parse_decisions, parse_feedback
+from streams.outcomes.join_store import PartitionStore
 from streams.outcomes.owner import MonitorOwner, epoch, record_output
 from streams.outcomes.service import (
     _nested,
@@ -52,8 +53,7 @@ class Traffic:
     registry: Registry
     single: list[bytes]
     split: list[bytes]
-    decisions: list[bytes]
-    feedback: list[bytes]
+    outcomes: list[bytes]
 
 
 def published(model: ScoringModel, batches: list[list[ConsumedRecord]], topic: str) -> list[bytes]:
@@ -92,7 +92,11 @@ def traffic(tmp_path_factory: pytest.TempPathFactory) -> Traffic:
         label(e.event["event_id"], e.label, T0 + timedelta(seconds=i + 30))
         for i, e in enumerate(stream)
     ]
-    return Traffic(registry, single, split, decisions, feedback)
+    join = OutcomeJoin(PartitionStore(tmp_path_factory.mktemp("join")), 86_400, 60, sources=1)
+    for _, held in parse_decisions(decisions)[0]:
+        join.decision(held)
+    outcomes = [join.label(f)[0][0] for _, f in parse_feedback(feedback)[0]]
+    return Traffic(registry, single, split, [orjson.dumps(o) for o in outcomes])
 
 
 def label(event_id: str, value: int, at: datetime) -> bytes:
@@ -116,11 +120,11 @@ def alerts(records: list[dict[str, Any]]) -> set[tuple[str, str | None, str]]:
 
 
 def labels_of(
-    owner: MonitorOwner, values: list[bytes], first_offset: int = 0
-) -> tuple[list[dict[str, Any]], list[tuple[int, RejectReason, str]]]:
-    """Labels read from partition 0 of ``feedback``, from ``first_offset`` on."""
+    owner: MonitorOwner, values: list[bytes | None], first_offset: int = 0
+) -> list[dict[str, Any]]:
+    """Outcomes read from partition 0 of ``outcomes``, from ``first_offset`` on."""
     offsets = list(range(first_offset, first_offset + len(values)))
-    return owner.labels(list(values), [0] * len(values), offsets)
+    return owner.outcomes(list(values), [0] * len(values), offsets)
 
 
 def count(metrics: ScorerMetrics, metric: str, **labels: str) -> float:
@@ -198,47 +202,22 @@ def test_an_idle_partition_holds_windows_until_it_is_moved_along(traffic: Traffi
     assert ("feature", "loan", "open") in alerts(moved)
 
 
-# --- decisions and labels --------------------------------------------------------------------
+# --- joined outcomes -------------------------------------------------------------------------
 
 
-def test_a_label_joins_its_decision_once_and_the_rest_are_rejected_with_a_reason(
-    traffic: Traffic,
-) -> None:
+def test_unusable_outcome_records_are_skipped_and_counted(traffic: Traffic) -> None:
     owner = owner_of(traffic)
-    owner.decisions([*traffic.decisions[:10], None])
-    first, second = traffic.feedback[0], traffic.feedback[1]
-    unknown = label("never-scored", 1, T0)
-    records, rejects = labels_of(owner, [first, first, unknown, b"{not json", second])
-
-    assert records == []  # two labels close no window
-    assert sorted((index, reason) for index, reason, _ in rejects) == [
-        (1, RejectReason.DUPLICATE_LABEL),
-        (2, RejectReason.LABEL_UNKNOWN_EVENT),
-        (3, RejectReason.INVALID_JSON),
-    ]
-    assert all(detail for _, _, detail in rejects)
-    _, again = labels_of(owner, [second], first_offset=5)  # a later batch: still a duplicate
-    assert [reason for _, reason, _ in again] == [RejectReason.DUPLICATE_LABEL]
-    assert owner.sets[("loans", 1)].counters["labels.counted"] == 2
-    assert count(owner.metrics, "scorer_feedback_labels_total", outcome="joined") == 2
-    assert count(owner.metrics, "scorer_feedback_labels_total", outcome="rejected") == 4
-
-
-def test_unusable_decision_records_are_skipped_and_counted(traffic: Traffic) -> None:
-    owner = owner_of(traffic)
-    garbage = [b"{not json", b"null", b'{"event_id": "e"}', b'{"event_id": 1, "score": "x"}']
-    owner.decisions([*garbage, *traffic.decisions[:10]])  # never raises
-    assert count(owner.metrics, "scorer_errors_total", kind="decision_record") == len(garbage)
-    _, rejects = labels_of(owner, [traffic.feedback[0], traffic.feedback[1]])
-    assert rejects == []  # the decisions around the garbage were remembered
+    garbage: list[bytes | None] = [b"{not json", None, b'{"event_id": "e"}',
+                                   b'{"model": {"name": "loans", "version": 1}}']  # fmt: skip
+    labels_of(owner, [*garbage, *traffic.outcomes[:10]])  # never raises
+    assert count(owner.metrics, "scorer_errors_total", kind="outcome_record") == len(garbage)
+    assert owner.sets[("loans", 1)].counters["labels.counted"] == 10
 
 
 def test_joined_labels_become_concept_drift_alerts(traffic: Traffic) -> None:
     owner = owner_of(traffic)
-    owner.decisions(list(traffic.decisions))
-    records, rejects = labels_of(owner, list(traffic.feedback))
+    records = labels_of(owner, list(traffic.outcomes))
 
-    assert rejects == []
     assert ("concept", None, "open") in alerts(records)  # the labels' concept changed
     assert owner.sets[("loans", 1)].counters["labels.counted"] == EVENTS
     for record in records:
@@ -249,15 +228,13 @@ def test_a_label_feeds_the_monitors_of_the_version_that_decided(
     traffic: Traffic, caplog: pytest.LogCaptureFixture
 ) -> None:
     def decided_by(value: bytes, version: int) -> bytes:
-        decision = orjson.loads(value)
-        return orjson.dumps({**decision, "model": {**decision["model"], "version": version}})
+        outcome = orjson.loads(value)
+        return orjson.dumps({**outcome, "model": {**outcome["model"], "version": version}})
 
     versions = [1] * 6 + [2] * 3 + [9]  # v9: a version the registry does not hold
     owner = owner_of(traffic)
-    owner.decisions([decided_by(v, n) for v, n in zip(traffic.decisions, versions, strict=False)])
-    _, rejects = labels_of(owner, list(traffic.feedback[:10]))
+    labels_of(owner, [decided_by(v, n) for v, n in zip(traffic.outcomes, versions, strict=False)])
 
-    assert rejects == []  # every label joined its decision
     counted = {key: s.counters["labels.counted"] for key, s in owner.sets.items()}
     assert counted == {("loans", 1): 6, ("loans", 2): 3}
     assert any("loans:v9 not monitored" in r.getMessage() for r in caplog.records)
@@ -267,24 +244,22 @@ def test_a_label_feeds_the_monitors_of_the_version_that_decided(
 
 
 def test_a_restored_owner_continues_where_the_checkpointed_one_stood(traffic: Traffic) -> None:
-    """State through the service's checkpoint JSON, restored into a new owner that reads the
-    decisions again (as the service rebuilds its join): the same records as without the
-    interruption, and a summary merged before the checkpoint is still known as merged."""
+    """State through the service's checkpoint JSON, restored into a new owner: the same
+    records as without the interruption, and a summary merged before the checkpoint is
+    still known as merged."""
     half = EVENTS // 2
     running = owner_of(traffic)
-    running.decisions(list(traffic.decisions))
     running.summaries(traffic.single[:3])
-    labels_of(running, traffic.feedback[:half])
+    labels_of(running, traffic.outcomes[:half])
     saved = checkpoint_value("owner", {}, running.state(), T0)
 
     restored = owner_of(traffic)
     restored.restore(orjson.loads(saved)["monitors"])
-    restored.decisions(list(traffic.decisions))
     assert restored.state() == orjson.loads(orjson.dumps(running.state()))
 
     after = [traffic.single[1], *traffic.single[3:]]  # one replayed from before the checkpoint
-    expected = running.summaries(after) + labels_of(running, traffic.feedback[half:], half)[0]
-    records = restored.summaries(after) + labels_of(restored, traffic.feedback[half:], half)[0]
+    expected = running.summaries(after) + labels_of(running, traffic.outcomes[half:], half)
+    records = restored.summaries(after) + labels_of(restored, traffic.outcomes[half:], half)
     assert restored.skipped_summaries == running.skipped_summaries == 1
     assert alerts(expected) >= {("feature", "loan", "open"), ("concept", None, "open")}
     assert comparable(records) == comparable(expected)
@@ -341,39 +316,22 @@ def test_alert_and_report_records_go_to_their_topics_keyed_and_counted(traffic: 
                  status=report["status"]) == 1  # fmt: skip
 
 
-def test_a_batch_joins_labels_read_with_their_decisions_and_dead_letters_the_rest(
+def test_a_batch_judges_summaries_and_outcomes_into_alert_and_report_records(
     traffic: Traffic,
 ) -> None:
-    """The service's batch: decisions first, so a label in the same batch joins; records
-    first in the outputs, then one dead letter per rejected label with its own coordinates."""
     s = SETTINGS
 
-    def consumed(topic: str, values: list[bytes | None]) -> list[ConsumedRecord]:
+    def consumed(topic: str, values: list[bytes]) -> list[ConsumedRecord]:
         return [ConsumedRecord(v, b"k", topic, 0, 40 + i, 1_700_000_000_000)
                 for i, v in enumerate(values)]  # fmt: skip
 
-    duplicate, malformed = traffic.feedback[0], b'{"event_id": "x", "label": 2}'
     by_topic = {
-        s.topic_feedback: consumed(s.topic_feedback, [*traffic.feedback, duplicate, malformed]),
+        s.topic_outcomes: consumed(s.topic_outcomes, list(traffic.outcomes)),
         s.topic_monitor_summaries: consumed(s.topic_monitor_summaries, list(traffic.single)),
-        s.topic_decisions: consumed(s.topic_decisions, list(traffic.decisions)),
     }
-    owner, metrics = owner_of(traffic), ScorerMetrics()
-    outputs = batch_outputs(s, metrics, owner, by_topic)
+    owner = owner_of(traffic)
+    outputs = batch_outputs(s, ScorerMetrics(), owner, by_topic)
 
-    topics = [topic for topic, _, _, _ in outputs]
-    assert topics[-2:] == [s.topic_dlq, s.topic_dlq]
-    assert set(topics[:-2]) == {s.topic_drift_alerts, s.topic_fairness_reports}
-    assert owner.sets[("loans", 1)].counters["labels.counted"] == EVENTS  # all joined
-    letters = sorted(
-        (DeadLetter.model_validate_json(value) for _, _, value, _ in outputs[-2:]),
-        key=lambda letter: letter.source_offset,
-    )
-    assert [(letter.reason, letter.source_offset) for letter in letters] == [
-        (RejectReason.DUPLICATE_LABEL, 40 + EVENTS),
-        (RejectReason.SCHEMA_VIOLATION, 41 + EVENTS),
-    ]
-    for letter, original in zip(letters, (duplicate, malformed), strict=True):
-        assert (letter.source_topic, letter.source_partition) == (s.topic_feedback, 0)
-        assert base64.b64decode(letter.original_value_b64) == original
-    assert count(metrics, "scorer_dlq_total", reason="DUPLICATE_LABEL") == 1
+    assert {topic for topic, _, _, _ in outputs} == {s.topic_drift_alerts, s.topic_fairness_reports}
+    assert owner.sets[("loans", 1)].counters["labels.counted"] == EVENTS
+    assert ("concept", None, "open") in alerts([orjson.loads(v) for _, _, v, _ in outputs])
