@@ -103,6 +103,11 @@ class Settings(BaseModel):
         description="Local RocksDB stores of a join instance (caches of its changelog).",
     )
     join_commit_seconds: float = Field(default=1.0, gt=0.0)
+    join_transaction_changes: int = Field(
+        default=5_000,
+        ge=1,
+        description="Store changes after which an outcome-join transaction commits early.",
+    )
     dlq_max_bytes: int | None = Field(
         default=None,
         ge=16 * 1024,

@@ -19,11 +19,15 @@ three topics, so Kafka spreads their partitions over however many instances run:
    topic; every change of the store goes to ``outcome-join-changelog`` partition *p*.
 
 All of it (routed records, outcomes, dead letters, changelog records and the input offsets)
-is one Kafka transaction per ``join_commit_seconds``; the local stores take the transaction's
-changes only after it committed. When an instance gets a partition (a start, a rebalance,
-a restart after SIGKILL), its store is restored from the changelog, from the offset the local
-store already holds onwards: a store that is still current reads nothing, a new one reads
-the partition's compacted changelog, never the decisions topic.
+is one Kafka transaction per ``join_commit_seconds``, or per ``join_transaction_changes``
+store changes if that comes first; the local stores take the transaction's changes only
+after it committed. A crash between a commit and the stores taking it costs the restore one
+transaction's changelog records, so the second bound keeps that small on a backlog.
+
+When an instance gets a partition (a start, a rebalance, a restart after SIGKILL), its store
+is restored from the changelog, from the offset the local store already holds onwards: a
+store that is still current reads nothing, a new one reads the partition's compacted
+changelog, never the decisions topic.
 """
 
 from __future__ import annotations
@@ -111,6 +115,9 @@ class JoinService(Service):
         self.changelog_next: dict[int, int] = {}
         self.failed_deliveries = 0
         self.in_transaction = False
+        self.transaction_changes = 0
+        """Store changes in the open transaction: what a crash right after its commit leaves
+        for the restore to read back from the changelog."""
         self.restored = 0
         """Changelog records read to restore stores, since this instance started."""
 
@@ -134,7 +141,10 @@ class JoinService(Service):
                 ]
                 if messages:
                     self._process(messages)
-                if time.monotonic() - last_commit >= s.join_commit_seconds:
+                if (
+                    time.monotonic() - last_commit >= s.join_commit_seconds
+                    or self.transaction_changes >= s.join_transaction_changes
+                ):
                     self._commit()
                     last_commit = time.monotonic()
             self._commit()
@@ -285,7 +295,9 @@ class JoinService(Service):
                 self.producer.produce(topic, value, key, headers=headers)
         self.metrics.labels.labels("joined").inc(len(outcomes))
         self.metrics.labels.labels("rejected").inc(len(rejects))
-        for changed, change in join.store.take_changes():
+        changes = join.store.take_changes()
+        self.transaction_changes += len(changes)
+        for changed, change in changes:
             self.producer.produce(
                 s.topic_join_changelog, change, changed, partition=partition,
                 on_delivery=self._delivered,
@@ -326,7 +338,7 @@ class JoinService(Service):
             log.error("join transaction failed (%s): aborted, its inputs are read again", exc)
             self._abort()
             return
-        self.in_transaction = False
+        self.in_transaction, self.transaction_changes = False, 0
         for partition, join in self.joins.items():
             join.store.flush(self.changelog_next.pop(partition, None))
         self.positions.clear()
@@ -336,7 +348,7 @@ class JoinService(Service):
             self.producer.abort_transaction(30)
         except KafkaException as exc:
             log.error("abort failed: %s", exc)
-        self.in_transaction = False
+        self.in_transaction, self.transaction_changes = False, 0
         self.failed_deliveries = 0
         self.changelog_next.clear()
         for join in self.joins.values():

@@ -200,6 +200,7 @@ def join_run(
             "SCORER_TOPIC_DLQ": topics["events.dlq"],
             "SCORER_JOIN_GROUP_ID": unique(f"join-{name}"),
             "SCORER_JOIN_COMMIT_SECONDS": "0.5",
+            "SCORER_JOIN_TRANSACTION_CHANGES": "1000",
             "SCORER_FEEDBACK_WAIT_SECONDS": "600",
         }
         log_dir = tmp_path / name
@@ -311,13 +312,16 @@ def test_a_killed_join_instance_restarts_from_its_store_and_loses_nothing(
     expected, after_kill = stop(reference, reference_reader), stop(killed, killed_reader)
     assert len(after_kill[0]) == data.joined  # none lost, none twice
     assert after_kill == expected
+    # At most the one transaction a crash cut between its commit and the stores taking it is
+    # read back: SCORER_JOIN_TRANSACTION_CHANGES (1,000 here) plus one batch of 1,000 input
+    # records, two changes each at most. The stores are reused, never rebuilt.
     read_on_restart = restored_records(restarted)
-    starts = [int(n) for n in re.findall(r"from changelog offset (\d+)", restarted.log(400))]
-    assert len(starts) == 3 and min(starts) > 0  # every local store was reused
     held = len(data.decisions) + len(data.closing)
-    assert read_on_restart < held / 10, (
+    assert read_on_restart <= 1000 + 2 * 1000, read_on_restart
+    assert read_on_restart < held / 5, (
         f"the restart read {read_on_restart} changelog records; the decisions topic holds {held}"
     )
+    assert "rebuilt from the changelog" not in restarted.log(400)
 
 
 def restored_records(instance: EngineProcess) -> int:

@@ -64,6 +64,7 @@ NEEDS_BROKER = {
     "serve --engine faust": ["serve", "--model", "loans", "--metrics-port", "-1",
                              "--engine", "faust"],
     "monitor": ["monitor"],
+    "join": ["join"],
     "learn": ["learn", "--model", "online"],
     "dlq republish": ["dlq", "republish", "--model", "loans"],
     "dlq republish --dry-run": ["dlq", "republish", "--model", "loans", "--dry-run"],
