@@ -17,7 +17,7 @@ def test_apply_twice_is_idempotent(kafka_bootstrap: str, kafka_admin: AdminClien
     env.update({f"SCORER_TOPIC_{n}": f"{n.lower()}-{suffix}" for n in
                 ("EVENTS", "DECISIONS", "DECISIONS_SHADOW", "EXPLANATIONS", "DRIFT_ALERTS",
                  "FAIRNESS_REPORTS", "FEEDBACK", "DLQ", "MODEL_EVENTS", "MONITOR_SUMMARIES",
-                 "MONITOR_CHECKPOINTS")})  # fmt: skip
+                 "MONITOR_CHECKPOINTS", "OUTCOMES", "JOIN_INPUT", "JOIN_CHANGELOG")})  # fmt: skip
     specs = load_topic_specs(load_settings(env))
     assert all(spec.name.endswith(suffix) for spec in specs)
 
