@@ -11,7 +11,9 @@ from confluent_kafka import Producer
 
 from models.datasets import agrawal_stream
 from schemas.contracts import DeadLetter, DriftAlert
+from tests.support.kafka import group_offsets
 from tests.support.scorer import ScorerSetup
+from tests.support.waiting import wait_until
 
 
 def test_labels_join_and_concept_drift_recommends_retraining(scorer_setup: ScorerSetup) -> None:
@@ -20,6 +22,7 @@ def test_labels_join_and_concept_drift_recommends_retraining(scorer_setup: Score
                                  interval=timedelta(milliseconds=10), run_id="fb"))  # fmt: skip
     scorer_setup.env["SCORER_MONITOR_WINDOW_SECONDS"] = "5"
     scorer_setup.env["SCORER_FEEDBACK_WAIT_SECONDS"] = "30"  # the stream spans 120 s
+    scorer_setup.env["SCORER_JOIN_COMMIT_SECONDS"] = "0.2"
     engine, owner = scorer_setup.serve(), scorer_setup.monitor()
     scorer_setup.produce([(e.event["entity_id"].encode(), orjson.dumps(e.event)) for e in stream])
     reader = scorer_setup.consumer("decisions", "drift-alerts", "events.dlq")
@@ -28,13 +31,25 @@ def test_labels_join_and_concept_drift_recommends_retraining(scorer_setup: Score
         reader, lambda m: sum(x.topic() == topics["decisions"] for x in m) >= len(stream)
     )
 
+    # Labels arrive as a stream, not as one backlog: each chunk is published once the join
+    # has read the last, so the join routes them in about their time order (a backlog read
+    # partition by partition would reach the label windows out of order, past their lateness).
     producer = Producer({"bootstrap.servers": scorer_setup.bootstrap, "linger.ms": 5})
-    for labelled in stream:
-        when = datetime.fromisoformat(labelled.event["event_time"]) + timedelta(seconds=1)
-        feedback = {"event_id": labelled.event["event_id"], "label": labelled.label,
-                    "label_time": when.isoformat()}  # fmt: skip
-        producer.produce(topics["feedback"], orjson.dumps(feedback), feedback["event_id"].encode())
-        producer.poll(0)
+    join_group = scorer_setup.env["SCORER_JOIN_GROUP_ID"]
+    for first in range(0, len(stream), 500):
+        for labelled in stream[first : first + 500]:
+            when = datetime.fromisoformat(labelled.event["event_time"]) + timedelta(seconds=1)
+            feedback = {"event_id": labelled.event["event_id"], "label": labelled.label,
+                        "label_time": when.isoformat()}  # fmt: skip
+            producer.produce(topics["feedback"], orjson.dumps(feedback),
+                             feedback["event_id"].encode())  # fmt: skip
+            producer.poll(0)
+        assert producer.flush(30) == 0
+        wait_until(
+            lambda: all(o.lag == 0 for o in group_offsets(scorer_setup.bootstrap, join_group,
+                                                          topics["feedback"]).values()),
+            "the join to read the labels published so far", engines=[scorer_setup],
+        )  # fmt: skip
     duplicate = {"event_id": stream[10].event["event_id"],
                  "label": 1, "label_time": start.isoformat()}  # fmt: skip
     unknown = {"event_id": "never-scored", "label": 0, "label_time": start.isoformat()}
