@@ -29,10 +29,11 @@ trims categories, so ``" north "`` is ``"north"``; booleans are never numbers.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from functools import cached_property
+from functools import cached_property, reduce
+from operator import add, itemgetter
 from typing import Any
 
 import numpy as np
@@ -137,8 +138,43 @@ class FeatureSpec(BaseModel):
         return matrix
 
     @cached_property
+    def _spans(self) -> list[tuple[int, int]]:
+        """Each feature's columns as a ``[start, end)`` range (its columns are adjacent)."""
+        spans, start = [], 0
+        for f in self.features:
+            end = start + len(f.column_names())
+            spans.append((start, end))
+            start = end
+        return spans
+
+    def sum_per_feature(self, contributions: np.ndarray) -> np.ndarray:
+        """``contributions @ grouping`` (n, n_features), each feature's columns added left to
+        right, so that an event's sums do not depend on the rows batched with it (a matrix
+        product's rounding depends on the batch's shape)."""
+        n = contributions.shape[0]
+        if n <= _FEW_ROWS:  # Python floats add in the same order, without numpy's per-call cost
+            return np.array(
+                [[reduce(add, row[a:b]) for a, b in self._spans] for row in contributions.tolist()],
+                dtype=np.float64,
+            ).reshape(n, len(self.features))
+        out = np.empty((n, len(self.features)))
+        for k, (a, b) in enumerate(self._spans):
+            out[:, k] = contributions[:, a]
+            for column in range(a + 1, b):
+                out[:, k] += contributions[:, column]
+        return out
+
+    @cached_property
     def _name_set(self) -> frozenset[str]:
         return frozenset(self.names)
+
+    @cached_property
+    def _getter(self) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
+        """An event's feature values in spec order, as a tuple (one C call per event)."""
+        names = self.names
+        if len(names) == 1:
+            return lambda features: (features[names[0]],)
+        return itemgetter(*names)
 
     @cached_property
     def _plan(self) -> list[tuple[Feature, int, dict[Any, int]]]:
@@ -169,6 +205,10 @@ class FeatureSpec(BaseModel):
         whole batch at once, and only a column holding an unexpected type is walked value by
         value. An event is rejected for the first invalid feature in spec order.
         """
+        if len(events) <= _FEW_ROWS:
+            X = self._clean_rows(events)
+            if X is not None:
+                return VectorisedBatch(X=X, rows=list(range(len(events))), rejects=[])
         names = self._name_set
         keyed = [i for i, features in enumerate(events) if features.keys() == names]
         rejects: list[Reject] = []
@@ -182,8 +222,9 @@ class FeatureSpec(BaseModel):
         rows = [events[i] for i in keyed]
         X = np.zeros((len(rows), len(self.columns)))
         problems: dict[int, tuple[RejectReason, str]] = {}
-        for feature, offset, lookup in self._plan:
-            values = [row[feature.name] for row in rows]
+        by_feature = list(zip(*map(self._getter, rows), strict=True)) if rows else []
+        for k, (feature, offset, lookup) in enumerate(self._plan):
+            values = list(by_feature[k]) if rows else []
             if feature.kind is FeatureKind.NUMERIC:
                 _numeric_column(feature, values, X, offset, problems)
             elif feature.kind is FeatureKind.CATEGORICAL:
@@ -200,6 +241,42 @@ class FeatureSpec(BaseModel):
             keyed = [index for position, index in enumerate(keyed) if keep[position]]
         return VectorisedBatch(X=X, rows=keyed, rejects=rejects)
 
+    def _clean_rows(self, events: Sequence[Mapping[str, Any]]) -> np.ndarray | None:
+        """A few events vectorised row by row in plain Python (numpy's per-call cost is what
+        a small batch pays), or None as soon as any value is not plainly valid: the batch
+        then takes the column path, which gives every reject its reason."""
+        names, width = self._name_set, len(self.columns)
+        rows: list[list[float]] = []
+        for features in events:
+            if features.keys() != names:
+                return None
+            row = [0.0] * width
+            for feature, offset, lookup in self._plan:
+                value = features[feature.name]
+                kind = type(value)
+                if feature.kind is FeatureKind.NUMERIC:
+                    if kind is float:
+                        if value - value != 0.0:
+                            return None
+                        row[offset] = value
+                    elif kind is int and -_EXACT_INT <= value <= _EXACT_INT:
+                        row[offset] = float(value)
+                    elif value is None and feature.nullable:
+                        row[offset], row[offset + 1] = feature.impute, 1.0
+                    else:
+                        return None
+                elif feature.kind is FeatureKind.CATEGORICAL:
+                    column = lookup.get(value) if kind is str or kind is int else None
+                    if column is None:
+                        return None
+                    row[column] = 1.0
+                elif kind is bool:
+                    row[offset] = 1.0 if value else 0.0
+                else:
+                    return None
+            rows.append(row)
+        return np.array(rows, dtype=np.float64).reshape(len(rows), width)
+
     @staticmethod
     def _key_mismatch(index: int, features: Mapping[str, Any], names: frozenset[str]) -> Reject:
         missing = sorted(names - features.keys())
@@ -210,6 +287,11 @@ class FeatureSpec(BaseModel):
 
 
 Problems = dict[int, tuple[RejectReason, str]]
+
+_FEW_ROWS = 8
+"""Batches up to this size are first tried row by row (:meth:`FeatureSpec._clean_rows`)."""
+_EXACT_INT = 2**53
+"""Integers up to this magnitude convert to float64 exactly and never overflow."""
 
 
 def _numeric_column(

@@ -16,13 +16,18 @@ design matrix back into those columns and gives one contribution per feature.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from sklearn.ensemble import GradientBoostingClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
 
-from models.explain.base import Explainer, ExplanationBatch, FloatArray
+from models.explain.base import Explainer, ExplanationBatch, FloatArray, row_sums
 from models.explain.linear import LinearExplainer
 from models.explain.treeshap import TreeShapExplainer
 from models.external.base import ExternalModel, OutputSpace, RawBatch, raw_batch
@@ -30,10 +35,18 @@ from models.external.families import EXTERNAL_KINDS, family_for_kind
 from models.featurespec import FeatureSpec
 from models.manifest import ModelManifest
 from models.policy import Policy
+from models.reference import reference_sample
 from schemas.errors import ScoringError
 
 if TYPE_CHECKING:  # the registry checks versions with this module, so no import at run time
     from models.registry import LoadedModel
+
+log = logging.getLogger(__name__)
+
+CHECK_ROWS = 64
+"""Rows on which a compiled raw output is compared with the library's at load."""
+COMPILED_TOLERANCE = 1e-9
+"""Largest difference allowed between the compiled raw output and the library's."""
 
 
 def probability(raw: FloatArray) -> FloatArray:
@@ -108,10 +121,10 @@ class ScoringModel:
             explainer: Explainer = LinearExplainer.from_model(
                 estimator, reference_mean=constants.get("reference_mean")
             )
-            raw = _sklearn_raw(estimator)
+            raw = _checked(manifest, estimator, _linear_raw(estimator))
         elif manifest.kind == "gbt":
             explainer = TreeShapExplainer(estimator)
-            raw = _sklearn_raw(estimator)
+            raw = _checked(manifest, estimator, _boosted_raw(estimator))
         elif manifest.kind == "river-logistic":
             explainer = _river_explainer(estimator, manifest)
             raw = explainer.raw_output
@@ -131,6 +144,67 @@ def _sklearn_raw(estimator: Any) -> Callable[[FloatArray], FloatArray]:
         return np.asarray(estimator.decision_function(X), dtype=np.float64).reshape(-1)
 
     return raw
+
+
+def _linear_raw(estimator: Any) -> Callable[[FloatArray], FloatArray] | None:
+    """A (StandardScaler +) LogisticRegression's ``decision_function`` without its per-call
+    input checks: ``(X − mean) / scale`` as the scaler computes it, then each row's terms
+    ``z · coef`` added left to right (:func:`row_sums`), so an event's output has the same
+    bits whatever batch it is in (a BLAS product's rounding depends on the batch's shape).
+    None for any other shape of pipeline (the library is then called)."""
+    steps = estimator.steps if isinstance(estimator, Pipeline) else [("model", estimator)]
+    *scalers, (_, final) = steps
+    if not isinstance(final, LogisticRegression) or len(scalers) > 1:
+        return None
+    coef = np.asarray(final.coef_, dtype=np.float64)
+    if coef.shape[0] != 1:
+        return None
+    weights, intercept = coef.reshape(-1), float(np.asarray(final.intercept_).reshape(-1)[0])
+    if not scalers:
+        return lambda X: row_sums(X * weights) + intercept
+    scaler = scalers[0][1]
+    if not isinstance(scaler, StandardScaler) or not (scaler.with_mean and scaler.with_std):
+        return None
+    mean, scale = np.asarray(scaler.mean_), np.asarray(scaler.scale_)
+    return lambda X: row_sums((X - mean) / scale * weights) + intercept
+
+
+def _boosted_raw(estimator: Any) -> Callable[[FloatArray], FloatArray] | None:
+    """A binary GradientBoostingClassifier's ``decision_function`` without its input checks:
+    the rows in float32, C-ordered, as the checks would leave them, and the library's own
+    tree walk. None if the estimator is not one (the library is then called)."""
+    predict = getattr(estimator, "_raw_predict", None)
+    if not isinstance(estimator, GradientBoostingClassifier) or predict is None:
+        return None
+    if len(estimator.classes_) != 2:
+        return None
+    return lambda X: np.asarray(predict(np.ascontiguousarray(X, dtype=np.float32))).reshape(-1)
+
+
+def _checked(
+    manifest: ModelManifest, estimator: Any, compiled: Callable[[FloatArray], FloatArray] | None
+) -> Callable[[FloatArray], FloatArray]:
+    """``compiled`` if it gives the library's ``decision_function`` on rows drawn from the
+    version's reference statistics (within :data:`COMPILED_TOLERANCE`), else the library.
+
+    The served raw output is computed without the library's per-call checks, which cost
+    more than the arithmetic on small batches; this check at load keeps it the library's.
+    """
+    library = _sklearn_raw(estimator)
+    if compiled is None:
+        return library
+    X = manifest.feature_spec.vectorise(reference_sample(manifest, CHECK_ROWS, seed=1)).X
+    try:
+        agrees = np.allclose(compiled(X), library(X), rtol=0.0, atol=COMPILED_TOLERANCE)
+    except Exception:  # a library whose internals moved: call it the public way
+        agrees = False
+    if len(X) and agrees:
+        return compiled
+    log.warning(
+        "%s v%s: the compiled output differs from %s.decision_function; calling the library",
+        manifest.name, manifest.version, type(estimator).__name__,
+    )  # fmt: skip
+    return library
 
 
 def _river_explainer(estimator: Any, manifest: ModelManifest) -> Explainer:

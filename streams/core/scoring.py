@@ -1,10 +1,10 @@
 """Score a batch of validated events: vectorise, score, decide, explain, give reasons.
 
 Everything is done once per batch with numpy (one model call, one explainer call, one
-argsort for reasons); the per-event work is building the output records. Records are plain
-dicts shaped like :class:`schemas.contracts.Decision` and :class:`~schemas.contracts.Explanation`
-(the tests validate them against those contracts), so that engines can serialise them with
-orjson without constructing pydantic objects on the hot path.
+argsort for reasons); the per-event work is building the output records. Records are
+msgspec structs shaped like :class:`schemas.contracts.Decision` and
+:class:`~schemas.contracts.Explanation` (:mod:`streams.core.wire`; the tests validate them
+against those contracts), so that an engine encodes a whole batch of them in one call.
 
 Reason codes are the principal reasons of an adverse decision: the features that pushed its
 log-odds up the most (at most :data:`~schemas.contracts.MAX_REASON_CODES`), each carrying a
@@ -26,6 +26,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import starmap
 from typing import Any
 
 import numpy as np
@@ -35,6 +36,14 @@ from models.featurespec import Reject
 from models.policy import ADVERSE_DECISIONS
 from models.scoring_model import ScoringModel
 from schemas.contracts import MAX_REASON_CODES, MAX_TOP_FEATURES, SCHEMA_VERSION, RejectReason
+from streams.core.wire import (
+    DecisionRecord,
+    ExplanationRecord,
+    ReasonRecord,
+    as_dicts,
+    contributions_type,
+    encode_records,
+)
 
 _SORTED = orjson.OPT_SORT_KEYS
 REASON_MIN_SHARE = 0.05
@@ -45,15 +54,36 @@ REASON_MIN_LOG_ODDS = 0.01
 
 @dataclass
 class ScoredBatch:
-    """The outcome of one batch. ``rows[i]`` is the input index of ``decisions[i]``."""
+    """The outcome of one batch. ``rows[i]`` is the input index of ``records[i]``.
 
-    decisions: list[dict[str, Any]] = field(default_factory=list)
-    explanations: list[dict[str, Any]] = field(default_factory=list)
+    ``records`` and ``explained`` are the output records as structs
+    (:mod:`streams.core.wire`; :meth:`encoded` gives their bytes), ``labels[i]`` the
+    decision of ``records[i]``; :attr:`decisions` and :attr:`explanations` are the same
+    records as plain dicts.
+    """
+
+    records: list[DecisionRecord] = field(default_factory=list)
+    explained: list[ExplanationRecord] = field(default_factory=list)
+    labels: list[str] = field(default_factory=list)
     rows: list[int] = field(default_factory=list)
     rejects: list[Reject] = field(default_factory=list)
     scores: np.ndarray = field(default_factory=lambda: np.empty(0))
     X: np.ndarray | None = None
     """Design-matrix rows of the scored events (for the monitors), aligned with ``rows``."""
+
+    @property
+    def decisions(self) -> list[dict[str, Any]]:
+        """The decisions as :class:`schemas.contracts.Decision`-shaped dicts."""
+        return as_dicts(self.records)
+
+    @property
+    def explanations(self) -> list[dict[str, Any]]:
+        """The explanations as :class:`schemas.contracts.Explanation`-shaped dicts."""
+        return as_dicts(self.explained)
+
+    def encoded(self) -> tuple[list[bytes], list[bytes]]:
+        """The JSON bytes of the decisions and of the explanations, each list in one call."""
+        return encode_records(self.records), encode_records(self.explained)
 
 
 def input_hash(features: Mapping[str, Any]) -> str:
@@ -119,8 +149,9 @@ def _isolate_failures(
         sub = score_batch(
             model, [events[i] for i in part], received_at=received, shadow=shadow, explain=explain
         )
-        result.decisions.extend(sub.decisions)
-        result.explanations.extend(sub.explanations)
+        result.records.extend(sub.records)
+        result.explained.extend(sub.explained)
+        result.labels.extend(sub.labels)
         result.rows.extend(part[i] for i in sub.rows)
         result.rejects.extend(Reject(part[r.index], r.reason, r.detail) for r in sub.rejects)
         result.scores = np.concatenate([result.scores, sub.scores])
@@ -139,84 +170,91 @@ def _build(
     received: float,
     shadow: bool,
 ) -> None:
-    spec, policy, ref = model.spec, model.policy, model.ref
-    names = spec.names
+    """Decide, give reasons, and build the batch's records: numpy once per batch, then one
+    struct per record (no dict per event; see :mod:`streams.core.wire`)."""
+    policy, ref = model.policy, model.ref
     scores = model.score(raw)
     labels = policy.decide(scores).tolist()
-    thresholds = policy.thresholds
     scored_at = datetime.now(UTC)
-    scored_text = scored_at.isoformat()
     latency = max(0.0, (scored_at.timestamp() - received) * 1000.0)
-    score_list = scores.tolist()
     scored = [events[r] for r in rows]
-
-    reasons: list[list[dict[str, Any]]] = [[] for _ in rows]
+    count = len(rows)
+    reasons: list[list[ReasonRecord]] = [[] for _ in range(count)]
     if explained is not None:
-        per_feature = (  # (n, n_features)
-            explained.contributions
-            if explained.per_feature
-            else explained.contributions @ spec.grouping
+        reasons = _explain(model, scored, labels, raw, explained, result)
+    dumps, sha256 = orjson.dumps, hashlib.sha256
+    hashes = [sha256(dumps(e["features"], option=_SORTED)).hexdigest() for e in scored]
+    result.records = list(
+        map(
+            DecisionRecord,
+            [SCHEMA_VERSION] * count,
+            [e["event_id"] for e in scored],
+            [e["entity_id"] for e in scored],
+            labels,
+            scores.tolist(),
+            [policy.thresholds] * count,
+            reasons,
+            [ref] * count,
+            hashes,
+            [e["event_time"] for e in scored],
+            [e.get("context") or {} for e in scored],
+            [scored_at.isoformat()] * count,
+            [latency] * count,
+            [shadow] * count,
         )
-        order = np.argsort(-per_feature, axis=1, kind="stable")[:, :MAX_REASON_CODES]
-        top = np.argsort(-np.abs(per_feature), axis=1, kind="stable")[:, :MAX_TOP_FEATURES]
-        errors = np.abs(explained.base_value + explained.contributions.sum(axis=1) - raw)
-        codes = [f"RC_{name.upper()}" for name in names]
-        texts = [model.manifest.reason_texts.get(name, f"{name} raised the risk") for name in names]
-        values = per_feature.tolist()
-        adverse = [i for i, label in enumerate(labels) if label in ADVERSE_DECISIONS]
-        order_list = order.tolist()
-        floors = material_floor(per_feature).tolist()
-        for i in adverse:
-            row, floor = values[i], floors[i]
-            reasons[i] = [
-                {"code": codes[j], "feature": names[j], "text": texts[j], "contribution": row[j]}
-                for j in order_list[i]
-                if row[j] >= floor
-            ]
-        base = float(explained.base_value)
-        method = explained.method
-        result.explanations = [
-            {
-                "schema_version": SCHEMA_VERSION,
-                "event_id": event["event_id"],
-                "entity_id": event["entity_id"],
-                "model": ref,
-                "method": method,
-                "output_space": model.output_space,
-                "base_value": base,
-                "output_value": out,
-                "contributions": dict(zip(names, row, strict=True)),
-                "top_features": top_names,
-                "additivity_error": error,
-            }
-            for event, top_names, row, error, out in zip(
-                scored,
-                np.asarray(names, dtype=object)[top].tolist(),
-                values,
-                errors.tolist(),
-                raw.tolist(),
-                strict=True,
-            )
-        ]
-    sha256, dumps = hashlib.sha256, orjson.dumps
-    result.decisions = [
-        {
-            "schema_version": SCHEMA_VERSION,
-            "event_id": event["event_id"],
-            "entity_id": event["entity_id"],
-            "decision": label,
-            "score": score,
-            "thresholds": thresholds,
-            "reason_codes": reason,
-            "model": ref,
-            "input_hash": sha256(dumps(event["features"], option=_SORTED)).hexdigest(),
-            "event_time": event["event_time"],
-            "context": event.get("context") or {},
-            "scored_at": scored_text,
-            "latency_ms": latency,
-            "shadow": shadow,
-        }
-        for event, label, score, reason in zip(scored, labels, score_list, reasons, strict=True)
-    ]
+    )
+    result.labels = labels
     result.rows = list(rows)
     result.scores = scores
+
+
+def _explain(
+    model: ScoringModel,
+    scored: list[Mapping[str, Any]],
+    labels: list[str],
+    raw: np.ndarray,
+    explained: Any,
+    result: ScoredBatch,
+) -> list[list[ReasonRecord]]:
+    """Build the explanation records into ``result``; return each decision's reasons."""
+    spec = model.spec
+    names = spec.names
+    contributions = explained.contributions  # (n, n_columns), or (n, n_features) already
+    per_feature = contributions if explained.per_feature else spec.sum_per_feature(contributions)
+    count = len(scored)
+    errors = np.abs(explained.base_value + contributions.sum(axis=1) - raw)
+    values = per_feature.tolist()
+    reasons: list[list[ReasonRecord]] = [[] for _ in range(count)]
+    adverse = [i for i, label in enumerate(labels) if label in ADVERSE_DECISIONS]
+    if adverse:
+        codes = [f"RC_{name.upper()}" for name in names]
+        texts = [model.manifest.reason_texts.get(name, f"{name} raised the risk") for name in names]
+        pushed = per_feature[adverse]
+        order = np.argsort(-pushed, axis=1, kind="stable")[:, :MAX_REASON_CODES].tolist()
+        floors = material_floor(pushed).tolist()
+        for i, ranked, floor in zip(adverse, order, floors, strict=True):
+            row = values[i]
+            reasons[i] = [
+                ReasonRecord(codes[j], names[j], texts[j], row[j])
+                for j in ranked
+                if row[j] >= floor
+            ]
+    top = np.argsort(-np.abs(per_feature), axis=1, kind="stable")[:, :MAX_TOP_FEATURES]
+    ref = model.ref
+    result.explained = list(
+        map(
+            ExplanationRecord,
+            [SCHEMA_VERSION] * count,
+            [e["event_id"] for e in scored],
+            [e["entity_id"] for e in scored],
+            [ref] * count,
+            [explained.method] * count,
+            [model.output_space] * count,
+            [float(explained.base_value)] * count,
+            raw.tolist(),
+            list(starmap(contributions_type(tuple(names)), values)),
+            np.asarray(names, dtype=object)[top].tolist(),
+            errors.tolist(),
+        )
+    )
+    return reasons

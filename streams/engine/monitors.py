@@ -78,7 +78,7 @@ class EngineMonitors:
                 ObservedBatch(
                     scored.X,
                     scored.scores,
-                    [d["decision"] for d in scored.decisions],
+                    scored.labels,
                     np.asarray(event_times, dtype=np.float64),
                     partitions,
                     offsets,

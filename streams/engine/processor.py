@@ -25,8 +25,6 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
 from models.featurespec import Reject
 from models.scoring_model import ScoringModel
 from schemas.contracts import DEAD_LETTER_HEADERS
@@ -34,15 +32,21 @@ from schemas.version import SCORER_VERSION
 from streams.core.dead_letter_size import dlq_budget, fit_dead_letter
 from streams.core.decode import dead_letter, decode_events
 from streams.core.scoring import ScoredBatch, score_batch
+from streams.core.wire import encode_records
 from streams.engine.monitors import EngineMonitors
-from streams.engine.records import EVENT_ID_HEADER, ConsumedRecord, Output, lineage_headers
+from streams.engine.records import (
+    EVENT_ID_HEADER,
+    ConsumedRecord,
+    Headers,
+    Output,
+    lineage_headers,
+)
 from streams.observability import ScorerMetrics
 from streams.settings import Settings
 
 if TYPE_CHECKING:
     from streams.engine.model_watch import ServingModels
 
-_DUMPS = orjson.dumps
 _REASON_HEADER, _OFFSET_HEADER = DEAD_LETTER_HEADERS
 
 
@@ -83,31 +87,21 @@ class BatchProcessor:
         )
         self.metrics.scoring_seconds.observe(time.perf_counter() - started)
 
-        outputs: list[Output] = []
         settings = self.settings
-        headers = lineage_headers(serving.champion)
-        for decision, explanation in zip(scored.decisions, scored.explanations, strict=True):
-            key = decision["entity_id"].encode()
-            event_headers = [(EVENT_ID_HEADER, decision["event_id"].encode()), *headers]
-            outputs.append((settings.topic_decisions, key, _DUMPS(decision), event_headers))
-            outputs.append((settings.topic_explanations, key, _DUMPS(explanation), event_headers))
+        outputs = _scored_outputs(
+            scored, lineage_headers(serving.champion),
+            settings.topic_decisions, settings.topic_explanations,
+        )  # fmt: skip
         if shadow is not None and serving.challenger is not None:
-            shadow_headers = lineage_headers(serving.challenger)
-            for decision in shadow.decisions:
-                outputs.append(
-                    (
-                        settings.topic_decisions_shadow,
-                        decision["entity_id"].encode(),
-                        _DUMPS(decision),
-                        [(EVENT_ID_HEADER, decision["event_id"].encode()), *shadow_headers],
-                    )
-                )
+            outputs += _scored_outputs(
+                shadow, lineage_headers(serving.challenger), settings.topic_decisions_shadow
+            )
         rejects = [(r.index, r.reason, r.detail) for r in decoded.rejects]
         rejects += [(decoded.rows[r.index], r.reason, r.detail) for r in scored.rejects]
         outputs += self._dead_letters(records, rejects)
-        self.metrics.events.labels("scored").inc(len(scored.decisions))
+        self.metrics.events.labels("scored").inc(len(scored.records))
         self.metrics.events.labels("rejected").inc(len(rejects))
-        for label, count in Counter(d["decision"] for d in scored.decisions).items():
+        for label, count in Counter(scored.labels).items():
             self.metrics.decisions.labels(label).inc(count)
         if scored.rows and self.monitors is not None:
             sources = [records[decoded.rows[i]] for i in scored.rows]
@@ -137,6 +131,28 @@ class BatchProcessor:
         self, records: Sequence[ConsumedRecord], rejects: list[tuple[int, Any, str]]
     ) -> list[Output]:
         return dead_letter_outputs(self.settings, self.metrics, records, rejects)
+
+
+def _scored_outputs(
+    scored: ScoredBatch, headers: Headers, topic: str, explanations_topic: str | None = None
+) -> list[Output]:
+    """A batch's decisions on ``topic`` (each followed by its explanation on
+    ``explanations_topic``, if given), keyed by entity, with the event id and ``headers``.
+
+    The records are encoded in one call per kind; an event's header list is built once and
+    shared by its two outputs.
+    """
+    decisions = encode_records(scored.records)
+    explanations = encode_records(scored.explained) if explanations_topic else []
+    outputs: list[Output] = []
+    append = outputs.append
+    for i, record in enumerate(scored.records):
+        key = record.entity_id.encode()
+        event_headers = [(EVENT_ID_HEADER, record.event_id.encode()), *headers]
+        append((topic, key, decisions[i], event_headers))
+        if explanations_topic:
+            append((explanations_topic, key, explanations[i], event_headers))
+    return outputs
 
 
 def dead_letter_outputs(

@@ -90,3 +90,31 @@ def test_missing_feature() -> None:
 def test_invalid_specs(features: list[dict[str, object]]) -> None:
     with pytest.raises(ValueError):
         FeatureSpec.model_validate({"features": features})
+
+
+def test_a_few_events_vectorise_as_a_large_batch_does() -> None:
+    """Up to eight events are tried row by row; the column path decides whenever a value
+    is not plainly valid. Either way, every event gets the same row or the same reject."""
+    cases = [
+        GOOD,
+        {**GOOD, "debt": None, "region": 7, "owner": False},
+        {**GOOD, "income": 2**60, "region": " n "},
+        {**GOOD, "income": -0.0, "debt": 1e308},
+        {**GOOD, "income": True},
+        {**GOOD, "region": "w"},
+        {**GOOD, "debt": math.nan},
+        {k: v for k, v in GOOD.items() if k != "debt"},
+    ]
+    large = SPEC.vectorise(cases * 3)
+    for index, case in enumerate(cases):
+        alone = SPEC.vectorise([case])
+        if index in large.rows:
+            assert alone.rows == [0] and not alone.rejects
+            assert alone.X.tolist() == [large.X[large.rows.index(index)].tolist()]
+        else:
+            expected = next(r for r in large.rejects if r.index == index)
+            assert alone.rows == [] and alone.X.shape == (0, len(SPEC.columns))
+            assert (alone.rejects[0].reason, alone.rejects[0].detail) == (
+                expected.reason,
+                expected.detail,
+            )

@@ -365,6 +365,16 @@ def test_hostile_corpus_gets_exactly_the_contracts_verdict_and_reason() -> None:
     assert expected_reasons["SCHEMA_VIOLATION"] > 1000
 
 
+def test_the_typed_decoder_alone_never_accepts_what_the_contract_rejects() -> None:
+    corpus = list(hostile_corpus(6000))
+    passed = [raw for raw in corpus if decode._fast(raw) is not None]
+    for raw in passed:
+        assert contract_reason(raw) is None, raw[:300]
+    # it is the path ordinary events take: most of what the contract accepts passes it
+    accepted = sum(contract_reason(raw) is None for raw in corpus)
+    assert len(passed) > 0.9 * accepted
+
+
 def test_timestamps_shaped_like_rfc3339_agree_with_the_contract() -> None:
     rng = random.Random(SEED + 1)
     times = [random_time(rng) for _ in range(4000)]

@@ -1,0 +1,108 @@
+"""The scoring core's output records as msgspec structs, encoded a whole batch at a time.
+
+A decision and an explanation are built as :class:`DecisionRecord` and
+:class:`ExplanationRecord`: typed structs, as cheap to build as a tuple, whose fields are
+those of :class:`schemas.contracts.Decision` and :class:`~schemas.contracts.Explanation` in
+the same order. :func:`encode_records` encodes a batch of them in one call (msgspec writes
+newline-delimited JSON, and JSON text never holds a raw newline, so splitting on it gives
+each record's bytes); :func:`as_dicts` gives the plain dicts the contracts validate. An
+explanation's contributions are a struct too, made once per feature spec by
+:func:`contributions_type`, so a row of floats becomes an object keyed by feature name
+without a dict per event.
+
+>>> Contributions = contributions_type(("salary", "car"))
+>>> reason = ReasonRecord("RC_CAR", "car", "car raised the risk", 0.5)
+>>> encode_records([reason, Contributions(1.0, -0.25)])
+[b'{"code":"RC_CAR","feature":"car","text":"car raised the risk","contribution":0.5}', \
+b'{"salary":1.0,"car":-0.25}']
+>>> as_dicts([Contributions(1.0, -0.25)])
+[{'salary': 1.0, 'car': -0.25}]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import Any, Final
+
+import msgspec
+
+__all__ = [
+    "DecisionRecord",
+    "ExplanationRecord",
+    "ReasonRecord",
+    "as_dicts",
+    "contributions_type",
+    "encode_records",
+]
+
+_ENCODER: Final = msgspec.json.Encoder()
+
+
+class ReasonRecord(msgspec.Struct):
+    """One principal reason of an adverse decision (:class:`schemas.contracts.ReasonCode`)."""
+
+    code: str
+    feature: str
+    text: str
+    contribution: float
+
+
+class DecisionRecord(msgspec.Struct):
+    """A decision, field for field :class:`schemas.contracts.Decision`."""
+
+    schema_version: int
+    event_id: str
+    entity_id: str
+    decision: str
+    score: float
+    thresholds: dict[str, float]
+    reason_codes: list[ReasonRecord]
+    model: dict[str, Any]
+    input_hash: str
+    event_time: str
+    context: dict[str, str]
+    scored_at: str
+    latency_ms: float
+    shadow: bool
+
+
+class ExplanationRecord(msgspec.Struct):
+    """An explanation, field for field :class:`schemas.contracts.Explanation`;
+    ``contributions`` is an instance of the spec's :func:`contributions_type`."""
+
+    schema_version: int
+    event_id: str
+    entity_id: str
+    model: dict[str, Any]
+    method: str
+    output_space: str
+    base_value: float
+    output_value: float
+    contributions: Any
+    top_features: list[str]
+    additivity_error: float
+
+
+@lru_cache(maxsize=64)
+def contributions_type(names: tuple[str, ...]) -> type[msgspec.Struct]:
+    """A struct with one float field per feature, encoded under the feature's own name
+    (positional fields ``f0``, ``f1``, ... renamed, so any feature name is allowed)."""
+    fields = [(f"f{i}", float) for i in range(len(names))]
+    rename = {f"f{i}": name for i, name in enumerate(names)}
+    return msgspec.defstruct("Contributions", fields, rename=rename)
+
+
+def encode_records(records: Sequence[msgspec.Struct]) -> list[bytes]:
+    """Each record's JSON bytes, the batch encoded in one call."""
+    if not records:
+        return []
+    lines = _ENCODER.encode_lines(records).split(b"\n")
+    lines.pop()  # the text ends with a newline
+    return lines
+
+
+def as_dicts(records: Sequence[msgspec.Struct]) -> list[dict[str, Any]]:
+    """The records as plain dicts (nested structs too), shaped as the contracts read them."""
+    converted: list[dict[str, Any]] = msgspec.to_builtins(records)
+    return converted
