@@ -4,6 +4,8 @@ One :class:`ScorerMetrics` per process, on its own registry so tests can create 
 :func:`serve_http` exposes ``/metrics`` (Prometheus text format), ``/healthz`` (the process
 is alive and its loop is turning) and ``/readyz`` (it has a model, partitions or a
 subscription, and its outputs are being delivered) on one port; port 0 picks a free one.
+It serves anything with an ``exposition()`` and ``live()``/``ready()`` the same way: the
+supervisor of several workers answers for all of them (:mod:`streams.engine.supervisor`).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Protocol
 
 import orjson
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -132,7 +135,21 @@ class Health:
             return self._ready, self._reason or "ok"
 
 
-def serve_http(metrics: ScorerMetrics, health: Health, port: int) -> ThreadingHTTPServer:
+class Exposition(Protocol):
+    """What ``/metrics`` serves: the Prometheus text format."""
+
+    def exposition(self) -> bytes: ...
+
+
+class Probes(Protocol):
+    """What ``/healthz`` and ``/readyz`` answer: (ok, reason)."""
+
+    def live(self) -> tuple[bool, str]: ...
+
+    def ready(self) -> tuple[bool, str]: ...
+
+
+def serve_http(metrics: Exposition, health: Probes, port: int) -> ThreadingHTTPServer:
     """Serve /metrics, /healthz and /readyz on 127.0.0.1-or-all:``port`` in a daemon thread."""
 
     class Handler(BaseHTTPRequestHandler):
