@@ -24,8 +24,8 @@ from models.datasets import agrawal_events
 from models.scoring_model import ScoringModel
 from schemas.contracts import LINEAGE_HEADERS, ModelEvent
 from streams.engine.model_watch import ServingModels
-from streams.engine.native import consumed
 from streams.engine.processor import BatchProcessor, ConsumedRecord, Output
+from streams.engine.records import consumed_batch
 from streams.model_events import publish_model_event
 from streams.observability import ScorerMetrics
 from streams.settings import load_settings
@@ -129,7 +129,7 @@ def test_both_engines_write_the_same_outputs(scorer_setup: ScorerSetup, engine: 
     assert committed_equals_end(scorer_setup)
 
     actual = by_identity((topics[m.topic()], m.key(), m.value(), m.headers()) for m in messages)
-    inputs = [consumed(m) for m in read_all(scorer_setup, "events")]
+    inputs = consumed_batch(read_all(scorer_setup, "events"))
     wanted = by_identity(
         (topics[topic], key, value, headers)
         for topic, key, value, headers in expected_outputs(scorer_setup, inputs)
