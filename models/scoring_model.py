@@ -171,14 +171,31 @@ def _linear_raw(estimator: Any) -> Callable[[FloatArray], FloatArray] | None:
 
 def _boosted_raw(estimator: Any) -> Callable[[FloatArray], FloatArray] | None:
     """A binary GradientBoostingClassifier's ``decision_function`` without its input checks:
-    the rows in float32, C-ordered, as the checks would leave them, and the library's own
-    tree walk. None if the estimator is not one (the library is then called)."""
-    predict = getattr(estimator, "_raw_predict", None)
-    if not isinstance(estimator, GradientBoostingClassifier) or predict is None:
+    the init estimator's raw prediction (a constant: a prior, or zero) taken once, then the
+    library's own tree walk (``predict_stages``) over the rows in float32, C-ordered, as the
+    checks would leave them. None if the estimator is not one of that shape (the library is
+    then called)."""
+    from sklearn.dummy import DummyClassifier
+    from sklearn.ensemble._gradient_boosting import predict_stages
+
+    if not isinstance(estimator, GradientBoostingClassifier) or len(estimator.classes_) != 2:
         return None
-    if len(estimator.classes_) != 2:
+    init = estimator.init_
+    constant_init = init == "zero" or (
+        isinstance(init, DummyClassifier) and init.strategy in ("prior", "most_frequent")
+    )
+    if not constant_init:
         return None
-    return lambda X: np.asarray(predict(np.ascontiguousarray(X, dtype=np.float32))).reshape(-1)
+    width = estimator.n_features_in_
+    init_raw = estimator._raw_predict_init(np.zeros((1, width), dtype=np.float32))
+    stages, rate = estimator.estimators_, float(estimator.learning_rate)
+
+    def raw(X: FloatArray) -> FloatArray:
+        out = np.repeat(init_raw, X.shape[0], axis=0)
+        predict_stages(stages, np.ascontiguousarray(X, dtype=np.float32), rate, out)
+        return out.reshape(-1)
+
+    return raw
 
 
 def _checked(

@@ -8,7 +8,8 @@ newline-delimited JSON, and JSON text never holds a raw newline, so splitting on
 each record's bytes); :func:`as_dicts` gives the plain dicts the contracts validate. An
 explanation's contributions are a struct too, made once per feature spec by
 :func:`contributions_type`, so a row of floats becomes an object keyed by feature name
-without a dict per event.
+without a dict per event. Records hold no reference cycles, so none is tracked by the
+garbage collector (``gc=False``): a batch's thousands of records do not trigger collections.
 
 >>> Contributions = contributions_type(("salary", "car"))
 >>> reason = ReasonRecord("RC_CAR", "car", "car raised the risk", 0.5)
@@ -39,7 +40,7 @@ __all__ = [
 _ENCODER: Final = msgspec.json.Encoder()
 
 
-class ReasonRecord(msgspec.Struct):
+class ReasonRecord(msgspec.Struct, gc=False):
     """One principal reason of an adverse decision (:class:`schemas.contracts.ReasonCode`)."""
 
     code: str
@@ -48,7 +49,7 @@ class ReasonRecord(msgspec.Struct):
     contribution: float
 
 
-class DecisionRecord(msgspec.Struct):
+class DecisionRecord(msgspec.Struct, gc=False):
     """A decision, field for field :class:`schemas.contracts.Decision`."""
 
     schema_version: int
@@ -67,7 +68,7 @@ class DecisionRecord(msgspec.Struct):
     shadow: bool
 
 
-class ExplanationRecord(msgspec.Struct):
+class ExplanationRecord(msgspec.Struct, gc=False):
     """An explanation, field for field :class:`schemas.contracts.Explanation`;
     ``contributions`` is an instance of the spec's :func:`contributions_type`."""
 
@@ -90,7 +91,7 @@ def contributions_type(names: tuple[str, ...]) -> type[msgspec.Struct]:
     (positional fields ``f0``, ``f1``, ... renamed, so any feature name is allowed)."""
     fields = [(f"f{i}", float) for i in range(len(names))]
     rename = {f"f{i}": name for i, name in enumerate(names)}
-    return msgspec.defstruct("Contributions", fields, rename=rename)
+    return msgspec.defstruct("Contributions", fields, rename=rename, gc=False)
 
 
 def encode_records(records: Sequence[msgspec.Struct]) -> list[bytes]:
