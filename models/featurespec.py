@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from models.explain.base import row_sums
 from schemas.contracts import RejectReason
 
 
@@ -159,9 +160,7 @@ class FeatureSpec(BaseModel):
             ).reshape(n, len(self.features))
         out = np.empty((n, len(self.features)))
         for k, (a, b) in enumerate(self._spans):
-            out[:, k] = contributions[:, a]
-            for column in range(a + 1, b):
-                out[:, k] += contributions[:, column]
+            out[:, k] = row_sums(contributions[:, a:b])
         return out
 
     @cached_property

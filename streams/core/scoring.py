@@ -179,17 +179,17 @@ def _build(
     latency = max(0.0, (scored_at.timestamp() - received) * 1000.0)
     scored = [events[r] for r in rows]
     count = len(rows)
+    ids = [e["event_id"] for e in scored], [e["entity_id"] for e in scored]
     reasons: list[list[ReasonRecord]] = [[] for _ in range(count)]
     if explained is not None:
-        reasons = _explain(model, scored, labels, raw, explained, result)
+        reasons = _explain(model, ids, labels, raw, explained, result)
     dumps, sha256 = orjson.dumps, hashlib.sha256
     hashes = [sha256(dumps(e["features"], option=_SORTED)).hexdigest() for e in scored]
     result.records = list(
         map(
             DecisionRecord,
             [SCHEMA_VERSION] * count,
-            [e["event_id"] for e in scored],
-            [e["entity_id"] for e in scored],
+            *ids,
             labels,
             scores.tolist(),
             [policy.thresholds] * count,
@@ -210,18 +210,20 @@ def _build(
 
 def _explain(
     model: ScoringModel,
-    scored: list[Mapping[str, Any]],
+    ids: tuple[list[str], list[str]],
     labels: list[str],
     raw: np.ndarray,
     explained: Any,
     result: ScoredBatch,
 ) -> list[list[ReasonRecord]]:
-    """Build the explanation records into ``result``; return each decision's reasons."""
+    """Build the explanation records into ``result``; return each decision's reasons.
+
+    ``ids`` are the scored events' event ids and entity ids."""
     spec = model.spec
     names = spec.names
     contributions = explained.contributions  # (n, n_columns), or (n, n_features) already
     per_feature = contributions if explained.per_feature else spec.sum_per_feature(contributions)
-    count = len(scored)
+    count = len(labels)
     errors = np.abs(explained.base_value + contributions.sum(axis=1) - raw)
     values = per_feature.tolist()
     reasons: list[list[ReasonRecord]] = [[] for _ in range(count)]
@@ -245,8 +247,7 @@ def _explain(
         map(
             ExplanationRecord,
             [SCHEMA_VERSION] * count,
-            [e["event_id"] for e in scored],
-            [e["entity_id"] for e in scored],
+            *ids,
             [ref] * count,
             [explained.method] * count,
             [model.output_space] * count,

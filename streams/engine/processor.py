@@ -32,7 +32,6 @@ from schemas.version import SCORER_VERSION
 from streams.core.dead_letter_size import dlq_budget, fit_dead_letter
 from streams.core.decode import dead_letter, decode_events
 from streams.core.scoring import ScoredBatch, score_batch
-from streams.core.wire import encode_records
 from streams.engine.monitors import EngineMonitors
 from streams.engine.records import (
     EVENT_ID_HEADER,
@@ -142,8 +141,7 @@ def _scored_outputs(
     The records are encoded in one call per kind; an event's header list is built once and
     shared by its two outputs.
     """
-    decisions = encode_records(scored.records)
-    explanations = encode_records(scored.explained) if explanations_topic else []
+    decisions, explanations = scored.encoded()  # a shadow batch has no explanations
     outputs: list[Output] = []
     append = outputs.append
     for i, record in enumerate(scored.records):
