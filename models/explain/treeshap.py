@@ -15,6 +15,14 @@ short paths the Shapley values of all ``2^|F|`` in/out patterns are tabulated an
 looks up its pattern; long paths are evaluated per row with a polynomial (elementary
 symmetric) dynamic programme.
 
+A shallow tree is compiled further, as a whole. Its thresholds cut each feature it splits on
+into intervals (plus "missing"), and a row's Shapley values within that tree depend only on
+which interval each of those features falls in: on its *cell*. When a tree has few cells
+(a depth-3 tree has at most 3^7 = 2,187, usually a few hundred), the Shapley values and the
+leaf value of every cell are computed once, by the leaf method above on one representative
+point per cell, and a row costs one comparison per threshold and one lookup per tree
+instead of one condition per (leaf, feature).
+
 Every model is read as ``raw = offset + scale · Σ_trees value of the leaf reached``, in its
 :data:`OutputSpace`:
 
@@ -48,7 +56,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -84,6 +92,9 @@ so that -inf is inside), the cover ratio, NaN allowed, and for a categorical fea
 category codes allowed (None for a numeric one)."""
 
 _UNCONSTRAINED: _Condition = (math.nan, math.inf, 1.0, True, None)
+
+_TREE_THRESHOLDS: Final = 8
+"""Most distinct thresholds of a tree compiled whole (a depth-3 tree has at most 7)."""
 
 _CHUNK_ELEMENTS = 1 << 17
 """Rows are processed in chunks of about this many (row, path condition) pairs: cache-sized."""
@@ -478,10 +489,32 @@ def _product_game_shapley(g: FloatArray, r: FloatArray, value: FloatArray) -> Fl
     return phi
 
 
-class _LeafGroup:
+class _Scattering:
+    """Adds per-slot values of every row into per-column sums, in an order fixed per row."""
+
+    def __init__(self) -> None:
+        self._index: IntArray = np.empty(0, dtype=np.intp)
+
+    def _scatter(self, columns: IntArray, phi: FloatArray, width: int) -> FloatArray:
+        """Sum ``phi`` (n, ..., k) into (n, width) by ``columns`` (k·...,), in a fixed order.
+
+        ``bincount`` adds the terms of each row in the same order whatever the batch, so an
+        event's explanation does not depend on the events it was batched with.
+        """
+        n = phi.shape[0]
+        per_row = columns.size
+        if self._index.size < n * per_row:  # row-major, so fewer rows use a prefix
+            self._index = (np.arange(n, dtype=np.intp)[:, None] * width + columns).reshape(-1)
+        index = self._index[: n * per_row]
+        summed = np.bincount(index, weights=phi.reshape(-1), minlength=n * width)
+        return np.asarray(summed, dtype=np.float64).reshape(n, width)
+
+
+class _LeafGroup(_Scattering):
     """Leaves whose paths hold the same number ``m`` of distinct features, laid out flat."""
 
     def __init__(self, leaves: list[_Leaf], n_columns: int) -> None:
+        super().__init__()
         self.m = len(leaves[0].features)
         self.n_leaves = len(leaves)
         self.n_columns = n_columns
@@ -500,7 +533,6 @@ class _LeafGroup:
         )
         self.category_offset = np.cumsum([0] + [mask.size for mask in masks[:-1]], dtype=np.intp)
         self.category_allowed = np.concatenate(masks) if masks else np.zeros(0, dtype=bool)
-        self._index: IntArray = np.empty(0, dtype=np.intp)
 
     @property
     def size(self) -> int:
@@ -523,20 +555,6 @@ class _LeafGroup:
         """Sum of the values of the leaves each row reaches."""
         reached = self.inside(X, has_nan).all(axis=2)
         return row_sums(reached * self.value)
-
-    def _scatter(self, columns: IntArray, phi: FloatArray, width: int) -> FloatArray:
-        """Sum ``phi`` (n, ..., k) into (n, width) by ``columns`` (k·...,), in a fixed order.
-
-        ``bincount`` adds the terms of each row in the same order whatever the batch, so an
-        event's explanation does not depend on the events it was batched with.
-        """
-        n = phi.shape[0]
-        per_row = columns.size
-        if self._index.size < n * per_row:  # row-major, so fewer rows use a prefix
-            self._index = (np.arange(n, dtype=np.intp)[:, None] * width + columns).reshape(-1)
-        index = self._index[: n * per_row]
-        summed = np.bincount(index, weights=phi.reshape(-1), minlength=n * width)
-        return np.asarray(summed, dtype=np.float64).reshape(n, width)
 
 
 class _TabulatedGroup(_LeafGroup):
@@ -582,6 +600,168 @@ class _DynamicGroup(_LeafGroup):
         return row_sums(inside.all(axis=2) * self.value)
 
 
+def _leaf_groups(
+    leaves: list[_Leaf], n_columns: int, max_table_features: int
+) -> list[_TabulatedGroup | _DynamicGroup]:
+    """The leaves that have path conditions, grouped by path length; a group is tabulated
+    when its paths are at most ``max_table_features`` long."""
+    by_size: dict[int, list[_Leaf]] = {}
+    for leaf in leaves:
+        if leaf.features:
+            by_size.setdefault(len(leaf.features), []).append(leaf)
+    return [
+        (_TabulatedGroup if m <= max_table_features else _DynamicGroup)(group, n_columns)
+        for m, group in sorted(by_size.items())
+    ]
+
+
+@dataclass(frozen=True)
+class _TreeCells:
+    """One tree compiled whole: per cell, the Shapley values of the tree's features and the
+    value of the leaf reached (see the module doc).
+
+    A value ``x`` of ``features[k]`` is in interval ``i`` when ``i`` of the feature's
+    thresholds lie below it (``x > t``), in interval ``len(thresholds[k]) + 1`` when
+    missing; the cell is ``Σ_k interval_k · stride_k``, with
+    ``stride_k = Π_{l<k} (len(thresholds[l]) + 2)``.
+    """
+
+    features: tuple[int, ...]
+    """The columns the tree splits on, ascending."""
+    thresholds: tuple[FloatArray, ...]
+    """Each feature's distinct thresholds, ascending."""
+    phi: FloatArray
+    """(cells, len(features)): the Shapley values within this tree of every cell."""
+    value: FloatArray
+    """(cells,): the value of the leaf that a row of the cell reaches (0 if none)."""
+
+
+def _tree_cells(
+    tree: _Tree, leaves: list[_Leaf], n_columns: int, max_cells: int, max_table_features: int
+) -> _TreeCells | None:
+    """``tree`` (whose compiled ``leaves`` are given) compiled whole, or None when it has
+    more than ``max_cells`` cells or :data:`_TREE_THRESHOLDS` thresholds, or a categorical
+    split (a set of codes is no interval)."""
+    internal = np.flatnonzero(tree.left >= 0)
+    if internal.size == 0 or tree.categorical:
+        return None
+    split_on = tree.feature[internal]
+    features = sorted(set(split_on.tolist()))
+    thresholds = [np.unique(tree.threshold[internal][split_on == j]) for j in features]
+    cells = math.prod(t.size + 2 for t in thresholds)
+    if cells > max_cells or sum(t.size for t in thresholds) > _TREE_THRESHOLDS:
+        return None
+    # One point per cell: a threshold lies in the interval it closes, +inf in the last
+    # interval (an interval above a threshold of +inf is empty, so never looked up), NaN is
+    # missing. Columns the tree does not split on do not matter.
+    X = np.zeros((cells, n_columns))
+    cell = np.arange(cells)
+    stride = 1
+    for j, t in zip(features, thresholds, strict=True):
+        points = np.concatenate([t, [np.inf, np.nan]])
+        X[:, j] = points[(cell // stride) % points.size]
+        stride *= points.size
+    phi = np.zeros((cells, n_columns))
+    value = np.zeros(cells)
+    for group in _leaf_groups(leaves, n_columns, max_table_features):
+        value += group.explain(X, True, phi)
+    return _TreeCells(tuple(features), tuple(thresholds), phi[:, features], value)
+
+
+_PACK: Final = np.uint64(0x0102040810204080)
+"""Eight bytes that are each 0 or 1, read as one uint64 and multiplied by this, hold them as
+eight bits in their top byte (every bit lands on its own place, so nothing carries)."""
+
+
+def _pack(flags: BoolArray) -> npt.NDArray[np.uint64]:
+    """(n, 8·k) C-contiguous booleans as (n, k) numbers below 256, one per run of eight."""
+    return (flags.view(np.uint64) * _PACK) >> np.uint64(56)
+
+
+class _CellGroup(_Scattering):
+    """The trees compiled whole, evaluated together.
+
+    Each tree's thresholds are padded to eight comparisons (``x > +inf`` is never true); a
+    row's eight outcomes for a tree are packed into one byte, and a table per tree turns the
+    byte into the row's cell (``Σ interval · stride``). Then one table row per tree holds the
+    cell's Shapley values and leaf value.
+    """
+
+    def __init__(self, trees: list[_TreeCells], n_columns: int) -> None:
+        super().__init__()
+        self.n_columns = n_columns
+        self.n_trees = n_trees = len(trees)
+        width = max(len(tree.features) for tree in trees) + 1  # Shapley values, leaf value
+        columns = np.zeros((n_trees, _TREE_THRESHOLDS), dtype=np.intp)
+        thresholds = np.full((n_trees, _TREE_THRESHOLDS), np.inf)
+        weights = np.zeros((n_trees, _TREE_THRESHOLDS), dtype=np.intp)
+        nan_columns: list[int] = []
+        nan_weights: list[int] = []
+        nan_starts: list[int] = []
+        tables: list[FloatArray] = []
+        first_row = np.zeros(n_trees, dtype=np.intp)
+        # A tree with fewer features pads its slots with column n_columns + 1, dropped at the
+        # end; the leaf value goes to column n_columns.
+        slots = np.full((n_trees, width), n_columns + 1, dtype=np.intp)
+        for k, tree in enumerate(trees):
+            nan_starts.append(len(nan_columns))
+            stride, used = 1, 0
+            for j, t in zip(tree.features, tree.thresholds, strict=True):
+                columns[k, used : used + t.size] = j
+                thresholds[k, used : used + t.size] = t
+                weights[k, used : used + t.size] = stride
+                used += t.size
+                nan_columns.append(j)
+                nan_weights.append(stride * (t.size + 1))
+                stride *= t.size + 2
+            table = np.zeros((stride, width))
+            table[:, : len(tree.features)] = tree.phi
+            table[:, -1] = tree.value
+            tables.append(table)
+            if k + 1 < n_trees:
+                first_row[k + 1] = first_row[k] + stride
+            slots[k, : len(tree.features)] = tree.features
+            slots[k, -1] = n_columns
+        # byte_cell[k, byte] = first table row of tree k + the cell whose outcomes pack to byte.
+        outcomes = (np.arange(256)[:, None] >> np.arange(_TREE_THRESHOLDS)) & 1
+        byte = _pack(np.ascontiguousarray(outcomes, dtype=bool)).reshape(-1)
+        self.byte_cell = np.zeros((n_trees, 256), dtype=np.intp)
+        self.byte_cell[:, byte] = (outcomes @ weights.T).T + first_row[:, None]
+        self.byte_offset = np.arange(n_trees, dtype=np.uint64) * np.uint64(256)
+        self.columns = columns.reshape(-1)
+        self.thresholds = thresholds.reshape(-1)
+        self.nan_columns = np.array(nan_columns, dtype=np.intp)
+        self.nan_weights = np.array(nan_weights, dtype=np.intp)
+        self.nan_starts = np.array(nan_starts, dtype=np.intp)
+        self.table = np.concatenate(tables)
+        self.value = np.ascontiguousarray(self.table[:, -1])
+        self.slots = slots.reshape(-1)
+
+    @property
+    def size(self) -> int:
+        """Comparisons and looked-up values: the work per row."""
+        return int(self.columns.size + self.slots.size)
+
+    def cells(self, X: FloatArray, has_nan: bool) -> IntArray:
+        """(n, trees): each row's table row in every tree."""
+        above = X.take(self.columns, axis=1) > self.thresholds  # NaN is above nothing
+        cells: IntArray = self.byte_cell.reshape(-1).take(_pack(above) + self.byte_offset)
+        if has_nan:  # a missing value is in its feature's last interval
+            missing = np.isnan(X[:, self.nan_columns]) * self.nan_weights
+            cells += np.add.reduceat(missing, self.nan_starts, axis=1)
+        return cells
+
+    def raw(self, X: FloatArray, has_nan: bool) -> FloatArray:
+        """Sum of the values of the leaves each row reaches."""
+        return row_sums(self.value.take(self.cells(X, has_nan)))
+
+    def explain(self, X: FloatArray, has_nan: bool, out: FloatArray) -> FloatArray:
+        looked_up = self.table.take(self.cells(X, has_nan), axis=0)  # (n, trees, width)
+        summed = self._scatter(self.slots, looked_up, self.n_columns + 2)
+        out += summed[:, : self.n_columns]
+        return summed[:, self.n_columns]
+
+
 def _encode_categories(X: FloatArray, categories: dict[int, FloatArray]) -> FloatArray:
     """A copy of ``X`` with each categorical column replaced by its codes, NaN if unknown.
 
@@ -608,40 +788,67 @@ class TreeShapExplainer:
     GradientBoostingRegressor or single-output DecisionTreeRegressor ("raw"); anything else
     is refused with an ExplainerError.
 
-    ``max_table_features`` bounds the path length (distinct features) for which every
-    in/out pattern is tabulated at construction (2^m·(m+1) floats per leaf); longer paths use
-    the per-row programme. Both are exact; the table is faster. For scikit-learn's trees,
-    values beyond the float32 range are refused, as scikit-learn refuses them.
+    ``max_tree_cells`` bounds the cells of a tree compiled whole (one table row of its
+    Shapley values per cell; 0 compiles none). The leaves of every other tree are compiled
+    one by one: ``max_table_features`` bounds the path length (distinct features) for which
+    every in/out pattern is tabulated at construction (2^m·(m+1) floats per leaf); longer
+    paths use the per-row programme. All three are exact; the whole-tree table is the
+    fastest. For scikit-learn's trees, values beyond the float32 range are refused, as
+    scikit-learn refuses them.
     """
 
     method = "tree_shap"
 
-    def __init__(self, model: Any, *, max_table_features: int = 6) -> None:
+    def __init__(
+        self, model: Any, *, max_table_features: int = 6, max_tree_cells: int = 4096
+    ) -> None:
         if not 0 <= max_table_features <= 8:
             raise ExplainerError("max_table_features must be between 0 and 8")
+        if max_tree_cells < 0:
+            raise ExplainerError("max_tree_cells must not be negative")
         ensemble = _unpack(model)
         self.n_columns = ensemble.n_columns
         self.output_space: OutputSpace = ensemble.output_space
         """What ``raw_output`` and the attributions are in: see :data:`OutputSpace`."""
         self._float32 = ensemble.float32
         self._categories = ensemble.categories
-        leaves = [leaf for tree in ensemble.trees for leaf in _leaves(tree, ensemble.scale)]
+        per_tree = [list(_leaves(tree, ensemble.scale)) for tree in ensemble.trees]
+        leaves = [leaf for tree_leaves in per_tree for leaf in tree_leaves]
         constant = [ensemble.offset] + [leaf.value for leaf in leaves if not leaf.features]
         self._offset = math.fsum(constant)
         self.base_value = math.fsum(
             constant + [leaf.value * math.prod(leaf.ratio) for leaf in leaves if leaf.features]
         )
-        by_size: dict[int, list[_Leaf]] = {}
-        for leaf in leaves:
-            if leaf.features:
-                by_size.setdefault(len(leaf.features), []).append(leaf)
-        self._groups = [
-            (_TabulatedGroup if m <= max_table_features else _DynamicGroup)(group, self.n_columns)
-            for m, group in sorted(by_size.items())
-        ]
+        whole: list[_TreeCells] = []
+        rest: list[_Leaf] = []
+        for tree, tree_leaves in zip(ensemble.trees, per_tree, strict=True):
+            cells = _tree_cells(
+                tree, tree_leaves, self.n_columns, max_tree_cells, max_table_features
+            )
+            if cells is None:
+                rest += tree_leaves
+            else:
+                whole.append(cells)
+        self._groups: list[_CellGroup | _TabulatedGroup | _DynamicGroup] = (
+            [_CellGroup(whole, self.n_columns)] if whole else []
+        )
+        self._groups += _leaf_groups(rest, self.n_columns, max_table_features)
         work_per_row = sum(group.size for group in self._groups)
         self._chunk_rows = max(1, _CHUNK_ELEMENTS // max(work_per_row, 1))
         self._verify(model)
+
+    def method_counts(self) -> dict[str, int]:
+        """How the model was compiled: trees compiled ``"whole"``, and leaves of the other
+        trees ``"tabulated"`` or evaluated by the per-row programme (``"dynamic"``); methods
+        not used are left out."""
+        counts: dict[str, int] = {}
+        for group in self._groups:
+            if isinstance(group, _CellGroup):
+                counts["whole"] = counts.get("whole", 0) + group.n_trees
+            else:
+                kind = "tabulated" if isinstance(group, _TabulatedGroup) else "dynamic"
+                counts[kind] = counts.get(kind, 0) + group.n_leaves
+        return counts
 
     def _verify(self, model: Any) -> None:
         """Guard against a scikit-learn whose trees no longer mean what we compiled."""

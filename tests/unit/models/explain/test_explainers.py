@@ -111,10 +111,10 @@ def linear_from_constants() -> Case:
     return Case(LinearExplainer.from_constants(constants), case.model_raw)
 
 
-def gradient_boosting(max_table_features: int) -> Case:
+def gradient_boosting(**options: int) -> Case:
     model = GradientBoostingClassifier(n_estimators=30, max_depth=3, random_state=0)
     model.fit(X_TRAIN, Y_TRAIN)
-    explainer = TreeShapExplainer(model, max_table_features=max_table_features)
+    explainer = TreeShapExplainer(model, **options)
     return Case(explainer, model.decision_function)
 
 
@@ -158,8 +158,9 @@ CASES: dict[str, Callable[[], Case]] = {
     "linear-pipeline": linear_pipeline,
     "linear-bare": linear_bare,
     "linear-constants": linear_from_constants,
-    "tree_shap-gbc": lambda: gradient_boosting(6),
-    "tree_shap-gbc-dynamic": lambda: gradient_boosting(0),
+    "tree_shap-gbc": gradient_boosting,
+    "tree_shap-gbc-tabulated": lambda: gradient_boosting(max_tree_cells=0),
+    "tree_shap-gbc-dynamic": lambda: gradient_boosting(max_tree_cells=0, max_table_features=0),
     "tree_shap-tree": decision_tree,
     "river_linear": river_bare,
     "river_linear-scaled": river_scaled,

@@ -34,6 +34,14 @@ from models.explain import ExplainerError, TreeShapExplainer, explainer_for
 TOLERANCE = 1e-9
 EXACT = 1e-12
 
+PATHS: dict[str, dict[str, int]] = {
+    "whole-trees": {},
+    "tabulated": {"max_tree_cells": 0},
+    "dynamic": {"max_tree_cells": 0, "max_table_features": 0},
+}
+"""The explainer's three exact methods: trees compiled whole, leaves tabulated, leaves
+evaluated by the polynomial programme (each later one forced by turning off the former)."""
+
 
 class ReferenceTree(Protocol):
     """One tree as the reference walks it."""
@@ -242,13 +250,13 @@ def rows() -> np.ndarray:
     return X
 
 
-@pytest.mark.parametrize("max_table_features", [6, 0], ids=["tabulated", "dynamic"])
+@pytest.mark.parametrize("path", list(PATHS))
 @pytest.mark.parametrize("model_name", ["gbc", "tree"])
 def test_equals_brute_force_shapley_values(
-    model_name: str, max_table_features: int, rows: np.ndarray, request: pytest.FixtureRequest
+    model_name: str, path: str, rows: np.ndarray, request: pytest.FixtureRequest
 ) -> None:
     model = request.getfixturevalue(model_name)
-    explainer = TreeShapExplainer(model, max_table_features=max_table_features)
+    explainer = TreeShapExplainer(model, **PATHS[path])
     batch = explainer.explain(rows)
     expected, empty = brute_force_shap(model, rows)
     np.testing.assert_allclose(batch.contributions, expected, rtol=0, atol=TOLERANCE)
@@ -351,11 +359,9 @@ def test_raw_output_follows_sklearn_float32_thresholds(gbc: GradientBoostingClas
     np.testing.assert_allclose(batch.additivity_error(), 0.0, atol=1e-12)
 
 
-@pytest.mark.parametrize("max_table_features", [6, 0], ids=["tabulated", "dynamic"])
+@pytest.mark.parametrize("path", list(PATHS))
 @pytest.mark.parametrize("trained_with_nan", [True, False])
-def test_missing_values_are_routed_like_sklearn(
-    trained_with_nan: bool, max_table_features: int
-) -> None:
+def test_missing_values_are_routed_like_sklearn(trained_with_nan: bool, path: str) -> None:
     X, y = classification_data(500, 4, seed=12)
     rng = np.random.default_rng(13)
     X_train = X.copy()
@@ -364,7 +370,7 @@ def test_missing_values_are_routed_like_sklearn(
     model = DecisionTreeRegressor(max_depth=4, random_state=0).fit(X_train, X[:, 0] + y)
     rows = X[:30].copy()
     rows[rng.random(rows.shape) < 0.3] = np.nan
-    explainer = TreeShapExplainer(model, max_table_features=max_table_features)
+    explainer = TreeShapExplainer(model, **PATHS[path])
     batch = explainer.explain(rows)
     np.testing.assert_allclose(batch.raw, model.predict(rows), rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(batch.additivity_error(), 0.0, atol=1e-12)
@@ -407,6 +413,23 @@ def test_unsupported_models_are_refused(make_model: Any) -> None:
 def test_table_limit_is_checked(gbc: GradientBoostingClassifier) -> None:
     with pytest.raises(ExplainerError, match="max_table_features"):
         TreeShapExplainer(gbc, max_table_features=9)
+    with pytest.raises(ExplainerError, match="max_tree_cells"):
+        TreeShapExplainer(gbc, max_tree_cells=-1)
+
+
+def test_shallow_trees_are_compiled_whole_and_deep_ones_leaf_by_leaf() -> None:
+    """A depth-3 boosting is compiled whole; a deep tree's leaves are not, and a mix of both
+    (the cell limit between their sizes) gives the brute-force values either way."""
+    X, y = classification_data(600, 6, seed=4)
+    shallow = GradientBoostingClassifier(n_estimators=8, max_depth=3, random_state=0).fit(X, y)
+    deep = DecisionTreeRegressor(max_depth=9, random_state=0).fit(X, X[:, 0] * X[:, 1] + y)
+    assert TreeShapExplainer(shallow).method_counts() == {"whole": 8}
+    assert set(TreeShapExplainer(deep).method_counts()) == {"tabulated"}
+    mixed = TreeShapExplainer(shallow, max_tree_cells=60)
+    counts = mixed.method_counts()
+    assert counts["whole"] and counts["whole"] < 8, counts
+    expected, _ = brute_force_shap(shallow, X[:6])
+    np.testing.assert_allclose(mixed.explain(X[:6]).contributions, expected, atol=TOLERANCE)
 
 
 # Classifiers explained as a probability, and histogram gradient boosting.
@@ -516,11 +539,9 @@ def family(request: pytest.FixtureRequest) -> Fitted:
     return FAMILIES[request.param]()
 
 
-@pytest.mark.parametrize("max_table_features", [6, 0], ids=["tabulated", "dynamic"])
-def test_classifier_families_equal_brute_force_shapley_values(
-    family: Fitted, max_table_features: int
-) -> None:
-    explainer = TreeShapExplainer(family.model, max_table_features=max_table_features)
+@pytest.mark.parametrize("path", list(PATHS))
+def test_classifier_families_equal_brute_force_shapley_values(family: Fitted, path: str) -> None:
+    explainer = TreeShapExplainer(family.model, **PATHS[path])
     rows = family.rows[:8]
     batch = explainer.explain(rows)
     expected, empty = brute_force_shap(family.model, rows)
