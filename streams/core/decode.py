@@ -32,8 +32,8 @@ a byte order mark, and invalid UTF-8.
 >>> ok = (b'{"event_id": "e-1", "entity_id": "c-9", "event_time": "2024-05-01T12:00:00Z",'
 ...       b' "features": {"salary": 52000.0, "car": "sedan", "owner": true, "age": null}}')
 >>> batch = decode_events([ok, b"[1, 2]", None, b'{"event_id": '])
->>> batch.rows, batch.events[0]["event_time"], batch.events[0]["context"]
-([0], '2024-05-01T12:00:00Z', {})
+>>> batch.rows, batch.events[0]["event_time"], batch.events[0]["context"], batch.event_times
+([0], '2024-05-01T12:00:00Z', {}, [1714564800.0])
 >>> [(r.index, r.reason.value) for r in batch.rejects]
 [(1, 'NOT_AN_OBJECT'), (2, 'SCHEMA_VIOLATION'), (3, 'INVALID_JSON')]
 """
@@ -43,8 +43,8 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import date
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Annotated, Any, Final, Literal
 
 import msgspec
@@ -77,26 +77,34 @@ DEFAULT_MAX_BYTES: Final = 1_048_576
 _FIELDS: Final = frozenset(
     {"schema_version", "event_id", "entity_id", "event_time", "features", "context"}
 )
-# RFC 3339 with an offset, every field in range except the day of the month (checked with
-# date.fromisoformat). Narrower than the contract, never wider: the contract also accepts
-# e.g. lowercase 't'/'z', a space separator, '+0100', no seconds, or an epoch in a string;
-# those take the slow path. ASCII digits only: re's \d would also match e.g. Arabic digits.
+# RFC 3339 with an offset, every field in range except the day of the month (checked by
+# parsing with datetime.fromisoformat, which gives the epoch seconds the monitors use).
+# Narrower than the contract, never wider: the contract also accepts e.g. lowercase 't'/'z',
+# a space separator, '+0100', no seconds, or an epoch in a string; those take the slow path.
+# ASCII digits only: re's \d would also match e.g. Arabic digits.
 _RFC3339: Final = re.compile(
     r"(?!0000)[0-9]{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])"
     r"T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{1,9})?"
     r"(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])"
 )
+_FROM_ISO: Final = datetime.fromisoformat
 _INT64_MIN: Final = -(2**63)
 _UINT64_MAX: Final = 2**64 - 1
 
 
 @dataclass(frozen=True)
 class DecodedBatch:
-    """Accepted events (``rows[i]`` is the input index of ``events[i]``) and the rejects."""
+    """Accepted events (``rows[i]`` is the input index of ``events[i]``) and the rejects.
+
+    ``event_times[i]`` is the ``event_time`` of ``events[i]`` in epoch seconds, as
+    ``datetime.fromisoformat(...).timestamp()`` gives it (the contract's own reading for the
+    few spellings ``fromisoformat`` refuses), parsed while the timestamp was checked.
+    """
 
     events: list[dict[str, Any]]
     rows: list[int]
     rejects: list[Reject]
+    event_times: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -117,16 +125,18 @@ fallback_stats: Final = FallbackStats()
 """Process-wide counts of slow-path accepts (see :class:`FallbackStats`)."""
 
 
-def _valid_timestamp(text: str) -> bool:
+def _epoch_seconds(text: str) -> float | None:
+    """``text`` in epoch seconds if it passes the fast timestamp check, else None.
+
+    The pattern is checked first (``fromisoformat`` alone accepts more); parsing then checks
+    the day of the month.
+    """
     if _RFC3339.fullmatch(text) is None:
-        return False
-    if text[8:10] <= "28":
-        return True
-    try:  # the 29th to the 31st: does the month have it?
-        date.fromisoformat(text[:10])
-    except ValueError:
-        return False
-    return True
+        return None
+    try:
+        return _FROM_ISO(text).timestamp()
+    except ValueError:  # no such day in that month
+        return None
 
 
 def _conforms(event: dict[str, Any]) -> bool:
@@ -143,7 +153,7 @@ def _conforms(event: dict[str, Any]) -> bool:
     if type(value) is not str or not 0 < len(value) <= MAX_ID_LENGTH:
         return False
     value = event.get("event_time")
-    if type(value) is not str or not _valid_timestamp(value):
+    if type(value) is not str or _epoch_seconds(value) is None:
         return False
     if "schema_version" in event:
         value = event["schema_version"]
@@ -209,28 +219,12 @@ class _FastEvent(msgspec.Struct, forbid_unknown_fields=True):
 _FAST_DECODE: Final = msgspec.json.Decoder(_FastEvent).decode
 
 
-def _fast(raw: bytes) -> dict[str, Any] | None:
-    """The event, if the typed mirror and the timestamp check both accept ``raw``."""
-    try:
-        fast = _FAST_DECODE(raw)
-    except msgspec.DecodeError:  # a validation error too
-        return None
-    if not _valid_timestamp(fast.event_time):
-        return None
-    event: dict[str, Any] = {
-        "event_id": fast.event_id,
-        "entity_id": fast.entity_id,
-        "event_time": fast.event_time,
-        "features": fast.features,
-        "context": fast.context,
-    }
-    if fast.schema_version is not msgspec.UNSET:
-        event["schema_version"] = fast.schema_version
-    return event
+def _judge(index: int, raw: bytes, parsed: Any) -> tuple[dict[str, Any], float] | Reject:
+    """The slow path: the contract's verdict on ``raw``; ``parsed`` is orjson's, if any.
 
-
-def _judge(index: int, raw: bytes, parsed: Any) -> dict[str, Any] | Reject:
-    """The slow path: the contract's verdict on ``raw``; ``parsed`` is orjson's, if any."""
+    An accepted event comes with its time in epoch seconds: ``fromisoformat``'s reading
+    where it reads the spelling, as on the fast path, else the contract's.
+    """
     if parsed is _UNPARSED:
         try:
             raw.decode("utf-8")
@@ -241,7 +235,7 @@ def _judge(index: int, raw: bytes, parsed: Any) -> dict[str, Any] | Reject:
                 f"record value is not valid UTF-8: {exc.reason} at byte {exc.start}",
             )
     try:
-        ScoringEvent.model_validate_json(raw)
+        validated = ScoringEvent.model_validate_json(raw)
     except ValidationError as exc:
         return Reject(index, reject_reason_for(exc), validation_detail(exc))
     if isinstance(parsed, dict):
@@ -256,7 +250,11 @@ def _judge(index: int, raw: bytes, parsed: Any) -> dict[str, Any] | Reject:
             name: _as_orjson_would(value) for name, value in event["features"].items()
         }
     event.setdefault("context", {})
-    return event
+    try:
+        seconds = _FROM_ISO(event["event_time"]).timestamp()
+    except ValueError:  # e.g. a lowercase 't', or an epoch in a string
+        seconds = validated.event_time.timestamp()
+    return event, seconds
 
 
 def _as_orjson_would(value: Any) -> Any:
@@ -283,12 +281,15 @@ def decode_events(
     """Decode record values; each becomes an accepted event or a :class:`Reject`.
 
     Never raises on a value's content. Accepted events are orjson's dicts, ``context``
-    defaulted to ``{}``, ``event_time`` kept as received.
+    defaulted to ``{}``, ``event_time`` kept as received (and parsed into
+    :attr:`DecodedBatch.event_times`). The fast path (the typed mirror, then the timestamp
+    check) is written into the loop: it is what every ordinary event costs.
     """
     events: list[dict[str, Any]] = []
+    times: list[float] = []
     rows: list[int] = []
     rejects: list[Reject] = []
-    loads, fast = orjson.loads, _fast
+    fast_decode, epoch_seconds, unset = _FAST_DECODE, _epoch_seconds, msgspec.UNSET
     for index, raw in enumerate(values):
         if type(raw) is not bytes:
             if raw is None:
@@ -304,27 +305,42 @@ def decode_events(
             detail = f"record value is {len(raw)} bytes; at most {max_bytes} are accepted"
             rejects.append(Reject(index, RejectReason.RECORD_TOO_LARGE, detail))
             continue
-        event = fast(raw)
-        if event is not None:
-            events.append(event)
-            rows.append(index)
-            continue
         try:
-            parsed = loads(raw)
-        except orjson.JSONDecodeError:
-            parsed = _UNPARSED
+            fast = fast_decode(raw)
+        except msgspec.DecodeError:  # a validation error too
+            fast = None
+        if fast is not None and (seconds := epoch_seconds(fast.event_time)) is not None:
+            event: dict[str, Any] = {
+                "event_id": fast.event_id,
+                "entity_id": fast.entity_id,
+                "event_time": fast.event_time,
+                "features": fast.features,
+                "context": fast.context,
+            }
+            if fast.schema_version is not unset:
+                event["schema_version"] = fast.schema_version
         else:
-            if type(parsed) is dict and _conforms(parsed):
-                events.append(parsed)
-                rows.append(index)
+            verdict = _slow(index, raw)
+            if isinstance(verdict, Reject):
+                rejects.append(verdict)
                 continue
-        verdict = _judge(index, raw, parsed)
-        if isinstance(verdict, Reject):
-            rejects.append(verdict)
-        else:
-            events.append(verdict)
-            rows.append(index)
-    return DecodedBatch(events, rows, rejects)
+            event, seconds = verdict
+        events.append(event)
+        times.append(seconds)
+        rows.append(index)
+    return DecodedBatch(events, rows, rejects, times)
+
+
+def _slow(index: int, raw: bytes) -> tuple[dict[str, Any], float] | Reject:
+    """What the fast path did not accept: orjson and the hand-written mirror, else the
+    contract (:func:`_judge`); an accepted event comes with its time in epoch seconds."""
+    try:
+        parsed = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        parsed = _UNPARSED
+    if type(parsed) is dict and _conforms(parsed):
+        return parsed, _FROM_ISO(parsed["event_time"]).timestamp()
+    return _judge(index, raw, parsed)
 
 
 def _readable_event_id(value: bytes | None) -> object:

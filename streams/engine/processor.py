@@ -22,7 +22,6 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from models.featurespec import Reject
@@ -30,7 +29,7 @@ from models.scoring_model import ScoringModel
 from schemas.contracts import DEAD_LETTER_HEADERS
 from schemas.version import SCORER_VERSION
 from streams.core.dead_letter_size import dlq_budget, fit_dead_letter
-from streams.core.decode import dead_letter, decode_events
+from streams.core.decode import DecodedBatch, dead_letter, decode_events
 from streams.core.scoring import ScoredBatch, score_batch
 from streams.engine.monitors import EngineMonitors
 from streams.engine.records import (
@@ -103,25 +102,28 @@ class BatchProcessor:
         for label, count in Counter(scored.labels).items():
             self.metrics.decisions.labels(label).inc(count)
         if scored.rows and self.monitors is not None:
-            sources = [records[decoded.rows[i]] for i in scored.rows]
-            outputs += self._monitor(serving.champion, scored, decoded.events, sources)
+            outputs += self._monitor(serving.champion, scored, decoded, records)
         return outputs
 
     def _monitor(
         self,
         champion: ScoringModel,
         scored: ScoredBatch,
-        events: list[dict[str, Any]],
-        sources: list[ConsumedRecord],
+        decoded: DecodedBatch,
+        records: Sequence[ConsumedRecord],
     ) -> list[Output]:
-        """Feed the scored rows to the champion's monitors; their records are outputs too."""
+        """Feed the scored rows to the champion's monitors; their records are outputs too.
+
+        The event times are those the decoder parsed, the contexts those the decisions
+        carry: nothing is read from the events again."""
         assert self.monitors is not None
-        kept = [events[i] for i in scored.rows]
+        times, rows = decoded.event_times, decoded.rows
+        sources = [records[rows[i]] for i in scored.rows]
         return self.monitors.observe(
             champion,
             scored,
-            [datetime.fromisoformat(event["event_time"]).timestamp() for event in kept],
-            [event.get("context") or {} for event in kept],
+            [times[i] for i in scored.rows],
+            [decision.context for decision in scored.records],
             [source.partition for source in sources],
             [source.offset for source in sources],
         )
@@ -138,8 +140,8 @@ def _scored_outputs(
     """A batch's decisions on ``topic`` (each followed by its explanation on
     ``explanations_topic``, if given), keyed by entity, with the event id and ``headers``.
 
-    The records are encoded in one call per kind; an event's header list is built once and
-    shared by its two outputs.
+    The records are encoded by :meth:`ScoredBatch.encoded`; an event's header list is built
+    once and shared by its two outputs.
     """
     decisions, explanations = scored.encoded()  # a shadow batch has no explanations
     outputs: list[Output] = []

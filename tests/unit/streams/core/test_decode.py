@@ -13,6 +13,7 @@ import random
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -365,9 +366,17 @@ def test_hostile_corpus_gets_exactly_the_contracts_verdict_and_reason() -> None:
     assert expected_reasons["SCHEMA_VIOLATION"] > 1000
 
 
-def test_the_typed_decoder_alone_never_accepts_what_the_contract_rejects() -> None:
+def test_the_typed_decoder_alone_never_accepts_what_the_contract_rejects(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     corpus = list(hostile_corpus(6000))
-    passed = [raw for raw in corpus if decode._fast(raw) is not None]
+    # without its slow path, the decoder accepts only what the fast path accepts
+    monkeypatch.setattr(
+        decode, "_slow", lambda index, raw: Reject(index, RejectReason.SCHEMA_VIOLATION, "slow")
+    )
+    batch = decode_events(corpus)
+    monkeypatch.undo()
+    passed = [corpus[index] for index in batch.rows]
     for raw in passed:
         assert contract_reason(raw) is None, raw[:300]
     # it is the path ordinary events take: most of what the contract accepts passes it
@@ -386,6 +395,10 @@ def test_timestamps_shaped_like_rfc3339_agree_with_the_contract() -> None:
         assert (index in accepted) == (contract_reason(raw) is None), times[index]
     assert decode.fallback_stats.refused_by_fast_check == before
     assert 200 < len(accepted) < 3800
+    # each accepted time is parsed once, to what the monitors used to parse again
+    assert batch.event_times == [
+        datetime.fromisoformat(times[index]).timestamp() for index in batch.rows
+    ]
 
 
 # --- reasons and details ---------------------------------------------------------------------
@@ -468,6 +481,10 @@ def test_accepted_events_keep_event_time_as_received(when: str) -> None:
     assert isinstance(got, dict)
     assert got["event_time"] == when
     assert decode.fallback_stats.refused_by_fast_check == before  # on the fast path
+    # ... and in epoch seconds, exactly as fromisoformat reads it (offsets and fractions too)
+    assert decode_events([encode(event(event_time=when))]).event_times == [
+        datetime.fromisoformat(when).timestamp()
+    ]
 
 
 @pytest.mark.parametrize(
@@ -488,6 +505,16 @@ def test_spellings_only_the_contract_accepts_take_the_slow_path(when: str) -> No
     assert isinstance(got, dict)
     assert got["event_time"] == when
     assert decode.fallback_stats.refused_by_fast_check == before + 1
+    # their time: fromisoformat's reading where it has one, else the contract's
+    raw = encode(event(event_time=when))
+    (seconds,) = decode_events([raw]).event_times
+    assert seconds == ScoringEvent.model_validate_json(raw).event_time.timestamp()
+    try:
+        parsed = datetime.fromisoformat(when).timestamp()
+    except ValueError:
+        assert when in ("2024-05-01t12:00:00z", "1714564800")
+    else:
+        assert seconds == parsed
 
 
 def test_context_defaults_to_a_fresh_empty_dict_and_is_kept_when_given() -> None:
@@ -565,7 +592,10 @@ def test_rows_and_reject_indexes_follow_the_input_in_a_mixed_batch() -> None:
         (7, RejectReason.NOT_AN_OBJECT),
         (8, RejectReason.SCHEMA_VIOLATION),
     ]
-    assert decode_events([]) == decode.DecodedBatch([], [], [])
+    assert batch.event_times == [datetime.fromisoformat(VALID["event_time"]).timestamp()] * 3 + [
+        datetime.fromisoformat("2024-05-01 12:00:00Z").timestamp()
+    ]
+    assert decode_events([]) == decode.DecodedBatch([], [], [], [])
 
 
 def test_decode_never_raises_on_random_input() -> None:

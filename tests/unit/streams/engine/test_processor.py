@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -197,7 +198,24 @@ def test_monitors_see_the_scored_rows_with_their_coordinates(
     assert call["offsets"] == [100 + i for i in kept]
     assert call["partitions"] == [2] * 27
     assert len(call["event_times"]) == len(call["contexts"]) == 27
+    assert call["event_times"] == [
+        datetime.fromisoformat(events[i]["event_time"]).timestamp() for i in kept
+    ]
     assert call["contexts"][0] == events[0].get("context", {})
+
+
+def test_a_time_only_the_contract_can_read_is_monitored_not_fatal(
+    versions: tuple[ScoringModel, ScoringModel],
+) -> None:
+    monitors = RecordingMonitors()
+    events = list(agrawal_events(3, seed=8, run_id="unit"))
+    events[2] = dict(events[2], event_time="2024-05-01t12:00:00z")  # RFC 3339's lowercase
+    values: list[bytes | None] = [orjson.dumps(e) for e in events]
+    outputs = by_topic(processor(versions[0], monitors=monitors).process(records_of(values)))
+    decided = [orjson.loads(value) for _, _, value, _ in outputs[SETTINGS.topic_decisions]]
+    assert [d["event_time"] for d in decided] == [e["event_time"] for e in events]
+    (call,) = monitors.calls
+    assert call["event_times"][2] == 1714564800.0
 
 
 def test_an_empty_batch_has_no_outputs(versions: tuple[ScoringModel, ScoringModel]) -> None:
