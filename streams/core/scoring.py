@@ -4,7 +4,7 @@ Everything is done once per batch with numpy (one model call, one explainer call
 argsort for reasons); the per-event work is building the output records. Records are
 msgspec structs shaped like :class:`schemas.contracts.Decision` and
 :class:`~schemas.contracts.Explanation` (:mod:`streams.core.wire`; the tests validate them
-against those contracts), so that an engine encodes a whole batch of them in one call.
+against those contracts), which msgspec encodes without Python code per record.
 
 Reason codes are the principal reasons of an adverse decision: the features that pushed its
 log-odds up the most (at most :data:`~schemas.contracts.MAX_REASON_CODES`), each carrying a
@@ -26,7 +26,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from itertools import starmap
+from itertools import repeat, starmap
 from typing import Any
 
 import numpy as np
@@ -43,6 +43,7 @@ from streams.core.wire import (
     as_dicts,
     contributions_type,
     encode_records,
+    shared,
 )
 
 _SORTED = orjson.OPT_SORT_KEYS
@@ -82,7 +83,7 @@ class ScoredBatch:
         return as_dicts(self.explained)
 
     def encoded(self) -> tuple[list[bytes], list[bytes]]:
-        """The JSON bytes of the decisions and of the explanations, each list in one call."""
+        """The JSON bytes of the decisions and of the explanations."""
         return encode_records(self.records), encode_records(self.explained)
 
 
@@ -180,27 +181,29 @@ def _build(
     scored = [events[r] for r in rows]
     count = len(rows)
     ids = [e["event_id"] for e in scored], [e["entity_id"] for e in scored]
-    reasons: list[list[ReasonRecord]] = [[] for _ in range(count)]
-    if explained is not None:
-        reasons = _explain(model, ids, labels, raw, explained, result)
+    reasons: list[list[ReasonRecord]] = (
+        [[] for _ in range(count)]
+        if explained is None
+        else _explain(model, ids, labels, raw, explained, result)
+    )
     dumps, sha256 = orjson.dumps, hashlib.sha256
     hashes = [sha256(dumps(e["features"], option=_SORTED)).hexdigest() for e in scored]
     result.records = list(
         map(
             DecisionRecord,
-            [SCHEMA_VERSION] * count,
+            repeat(SCHEMA_VERSION),
             *ids,
             labels,
             scores.tolist(),
-            [policy.thresholds] * count,
+            repeat(shared(policy.thresholds)),
             reasons,
-            [ref] * count,
+            repeat(shared(ref)),
             hashes,
             [e["event_time"] for e in scored],
             [e.get("context") or {} for e in scored],
-            [scored_at.isoformat()] * count,
-            [latency] * count,
-            [shadow] * count,
+            repeat(scored_at.isoformat()),
+            repeat(shared(latency)),
+            repeat(shadow),
         )
     )
     result.labels = labels
@@ -242,16 +245,15 @@ def _explain(
                 if row[j] >= floor
             ]
     top = np.argsort(-np.abs(per_feature), axis=1, kind="stable")[:, :MAX_TOP_FEATURES]
-    ref = model.ref
     result.explained = list(
         map(
             ExplanationRecord,
-            [SCHEMA_VERSION] * count,
+            repeat(SCHEMA_VERSION),
             *ids,
-            [ref] * count,
-            [explained.method] * count,
-            [model.output_space] * count,
-            [float(explained.base_value)] * count,
+            repeat(shared(model.ref)),
+            repeat(explained.method),
+            repeat(model.output_space),
+            repeat(float(explained.base_value)),
             raw.tolist(),
             list(starmap(contributions_type(tuple(names)), values)),
             np.asarray(names, dtype=object)[top].tolist(),
