@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+from types import MappingProxyType
+from typing import Any
 
 import numpy as np
 import pytest
 
-from models.featurespec import Feature, FeatureSpec
+from models.featurespec import _FEW_ROWS, Feature, FeatureSpec
 from schemas.contracts import RejectReason
 
 SPEC = FeatureSpec(
@@ -114,6 +116,36 @@ def test_a_few_events_vectorise_as_a_large_batch_does() -> None:
         else:
             expected = next(r for r in large.rejects if r.index == index)
             assert alone.rows == [] and alone.X.shape == (0, len(SPEC.columns))
+            assert (alone.rejects[0].reason, alone.rejects[0].detail) == (
+                expected.reason,
+                expected.detail,
+            )
+
+
+@pytest.mark.parametrize(
+    "odd",
+    [
+        None,  # every event a dict with the spec's features: values read in one pass
+        {k: v for k, v in GOOD.items() if k != "owner"} | {"extra": 1},  # as many keys
+        MappingProxyType(GOOD),  # a mapping that is not a dict
+        {**GOOD, "region": " n "},  # a category found only once trimmed
+        {**GOOD, "region": "w"},
+    ],
+)
+def test_a_large_batch_gives_each_event_its_row_or_reject_as_alone(odd: object) -> None:
+    regions: list[object] = ["n", "s", "7", 7]
+    events: list[Any] = [{**GOOD, "region": regions[i % 4], "income": i} for i in range(40)]
+    if odd is not None:
+        events[17] = odd
+    large = SPEC.vectorise(events)
+    assert sorted([*large.rows, *(r.index for r in large.rejects)]) == list(range(40))
+    for index, event in enumerate(events):
+        alone = SPEC.vectorise([event] * (_FEW_ROWS + 1))  # the column path, as the batch
+        if index in large.rows:
+            assert not alone.rejects
+            assert alone.X[0].tolist() == large.X[large.rows.index(index)].tolist()
+        else:
+            (expected,) = (r for r in large.rejects if r.index == index)
             assert (alone.rejects[0].reason, alone.rejects[0].detail) == (
                 expected.reason,
                 expected.detail,
