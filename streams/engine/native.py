@@ -59,6 +59,8 @@ SHUTDOWN_COMMIT_S = 30.0
 """Longest wait for the final commit and leaving the group when stopping."""
 UNACKNOWLEDGED_AFTER_S = 30.0
 """Outputs waiting longer than this for the broker make the engine report itself not ready."""
+ANY_PARTITION: Final = -1
+"""librdkafka's RD_KAFKA_PARTITION_UA: the producer's partitioner chooses (by key)."""
 ABORT_TIMEOUT_S = 10.0
 """Longest wait for an abort before the transactional producer is replaced."""
 PRODUCER_THROUGHPUT: Final[dict[str, Any]] = {
@@ -200,18 +202,35 @@ class NativeEngine(Service):
         outputs: list[Output],
         on_delivery: Callable[..., None],
     ) -> None:
-        produce, poll = self.producer.produce, self.producer.poll
+        # By position (topic, value, key, partition, callback, its alias on_delivery,
+        # timestamp 0 = now, headers), a call costs about a fifth less than by keyword.
+        produce = self.producer.produce
         for topic, key, value, headers in outputs:
-            while True:
-                try:
-                    produce(topic, value, key, headers=headers, on_delivery=on_delivery)
-                    break
-                except BufferError:  # local queue full: serve callbacks, then retry
-                    poll(0.05)
-                except KafkaException as exc:  # refused locally: the same as a failed delivery
-                    on_delivery(exc.args[0], None)
-                    break
-        poll(0)
+            try:
+                produce(topic, value, key, ANY_PARTITION, on_delivery, None, 0, headers)
+            except (BufferError, KafkaException):
+                self._produce_retrying(topic, key, value, headers, on_delivery)
+        self.producer.poll(0)
+
+    def _produce_retrying(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes,
+        headers: Any,
+        on_delivery: Callable[..., None],
+    ) -> None:
+        """One output the producer refused: retried while its local queue is full; refused
+        for any other reason, it fails as a failed delivery does."""
+        while True:
+            try:
+                self.producer.produce(topic, value, key, headers=headers, on_delivery=on_delivery)
+                return
+            except BufferError:  # local queue full: serve callbacks, then retry
+                self.producer.poll(0.05)
+            except KafkaException as exc:  # refused locally: the same as a failed delivery
+                on_delivery(exc.args[0], None)
+                return
 
     def _produce_transaction(
         self,

@@ -3,14 +3,12 @@
 Run with ``make bench`` or ``python tests/bench/bench_pipeline.py [--events N]``. Side by
 side in one run, on one broker:
 
-1. transport only, no scoring: a confluent-kafka loop (in this process) that consumes
-   micro-batches and produces two records per input, sized like a decision and an
-   explanation, with asynchronous produce, delivery callbacks, and a commit of the prefix
-   whose outputs were all acknowledged: the engine's at-least-once pattern. Two variants:
-   the *ceiling* (the engine's producer settings, librdkafka's consumer defaults for
-   prefetching, the commit sent without blocking), and the engine's *own loop* (the
-   engine's consumer and producer settings, built as ``NativeEngine`` builds them, and its blocking
-   commit after each batch), which shows what the engine's transport choices cost;
+1. transport only, no scoring (the *ceiling*): a confluent-kafka loop (in this process)
+   that consumes micro-batches and produces two records per input, sized like a decision
+   and an explanation, with the engine's consumer and producer settings (built as
+   ``NativeEngine`` builds them), asynchronous produce, delivery callbacks, and a commit,
+   sent without blocking, of the prefix whose outputs were all acknowledged: the engine's
+   at-least-once pattern with nothing to score;
 2. the native engine (``scorer serve`` as a subprocess, its default settings) with a
    logistic model and explanations, and the same with ``--workers 2`` (two engine processes
    under one supervisor; on a two-core machine they share the cores with the broker and
@@ -529,9 +527,6 @@ class Bench:
         second = self.topics.create(f"{name}-b", config=LOG_APPEND)
         consumer_config, producer_config = engine_client_configs(self.bootstrap, self.engine_env)
         consumer_config["group.id"] = f"bench-{self.topics.run_id}-{name}"
-        blocking = name == "transport-engine"
-        if not blocking:  # the ceiling: librdkafka's prefetch defaults
-            consumer_config.pop("queued.min.messages", None)
         broker_pid = self.broker_pid
 
         def sample() -> tuple[float, float, float]:
@@ -539,7 +534,7 @@ class Bench:
 
         active = transport_loop(
             consumer_config, producer_config, events_topic, (first, second), events,
-            (sizes, input_size), blocking_commit=blocking, sample=sample,
+            (sizes, input_size), sample=sample,
         )  # fmt: skip
         result = judge(name, events, read_outputs(self.bootstrap, [first, second]),
                        [first, second])  # fmt: skip
@@ -572,7 +567,6 @@ def transport_loop(
     events: int,
     sizes: tuple[tuple[int, int], int],
     *,
-    blocking_commit: bool,
     sample: Callable[[], tuple[float, float, float]],
 ) -> tuple[float, float, float]:
     """Move ``events`` inputs to two outputs each, at-least-once, with no scoring at all.
@@ -580,10 +574,10 @@ def transport_loop(
     Each input is re-sent as itself plus a fixed tail of real decision (then explanation)
     bytes, so outputs have the sizes and roughly the compressibility of the real ones. Each
     output carries an event_id header (the input's coordinates) and five lineage-sized
-    headers, as the engine's do. Offsets are committed only for the prefix of batches whose
-    outputs were all acknowledged; ``blocking_commit`` waits for each commit as the engine
-    does. ``sample()`` gives (wall clock, this process's CPU, the broker's CPU); returns how
-    much of each passed between the first consumed batch and the end of the loop.
+    headers, as the engine's do. Offsets are committed, without waiting, only for the prefix
+    of batches whose outputs were all acknowledged, as the engine commits. ``sample()``
+    gives (wall clock, this process's CPU, the broker's CPU); returns how much of each
+    passed between the first consumed batch and the end of the loop.
     """
     config = dict(consumer_config)
     max_batch, max_wait_s = config.pop("max_batch"), config.pop("max_wait_ms") / 1000.0
@@ -638,7 +632,7 @@ def transport_loop(
             if offsets:
                 consumer.commit(
                     offsets=[TopicPartition(t, p, o) for (t, p), o in offsets.items()],
-                    asynchronous=not blocking_commit,
+                    asynchronous=True,
                 )
             elif consumed >= events:
                 poll(0.01)
@@ -856,9 +850,6 @@ def main() -> int:
                 runs: list[tuple[str, int, Callable[[], RunResult]]] = [
                     ("transport", args.events, lambda: bench.transport_throughput(
                         "transport", events_topic, args.events, sizes["logistic"], input_size)),
-                    ("transport-engine", args.events, lambda: bench.transport_throughput(
-                        "transport-engine", events_topic, args.events, sizes["logistic"],
-                        input_size)),
                     ("logistic", args.events, lambda: bench.engine_throughput(
                         "logistic", "bench-logistic", events_topic, args.events)),
                     ("gbt", args.events, lambda: bench.engine_throughput(
@@ -925,7 +916,6 @@ def report(
 ) -> None:
     labels = {
         "transport": "transport-only ceiling",
-        "transport-engine": "transport, the engine's settings and commits",
         "logistic": "native engine, logistic + explanations",
         "gbt": "native engine, gbt + TreeSHAP explanations",
         "logistic-workers-2": "native, logistic, --workers 2",
@@ -935,23 +925,20 @@ def report(
         "faust": "Faust baseline, logistic (per event)",
     }
     print()
-    ceiling, engine_loop, baseline = (
-        eps_of(results.get(key)) for key in ("transport", "transport-engine", "faust")
-    )
-    print(f"{'throughput':<44}{'events':>9}{'events/s':>11}{'ceiling':>9}{'own loop':>9}"
+    ceiling, baseline = (eps_of(results.get(key)) for key in ("transport", "faust"))
+    print(f"{'throughput':<44}{'events':>9}{'events/s':>11}{'ceiling':>9}"
           f"{'window':>9}{'dups':>6}{'proc cpu':>10}{'broker cpu':>12}")  # fmt: skip
     for key, result in results.items():
         print(f"{labels[key]:<44}{result.events:>9,}{fmt_eps(result.eps):>11}"
               f"{fmt_share(ratio(result.eps, ceiling)):>9}"
-              f"{fmt_share(ratio(result.eps, engine_loop)):>9}"
               f"{result.window_s:>8.2f}s{result.duplicates:>6}{fmt_share(result.cpu_share):>10}"
               f"{fmt_share(result.broker_cpu_share):>12}")  # fmt: skip
         if result.problem:
             print(f"  !! {result.problem}")
     dec, expl = sizes["logistic"]
     print(f"(input ~{input_size} B; decision ~{dec} B, explanation ~{expl} B; transport outputs "
-          "are sized alike. ceiling, own loop: the row's events/s as a share of the two "
-          "transport rows. cpu: CPU seconds per wall second while outputs arrived, a "
+          "are sized alike. ceiling: the row's events/s as a share of the transport-only "
+          "row. cpu: CPU seconds per wall second while outputs arrived, a "
           "supervisor's workers included; with two workers the broker, the workers and this "
           "script share the machine's cores)")  # fmt: skip
     if latency:
@@ -975,7 +962,6 @@ def report(
     gbt, two_workers = eps_of(results.get("gbt")), eps_of(results.get("logistic-workers-2"))
     gbt_vs_logistic, workers_gain = ratio(gbt, native), ratio(two_workers, native)
     vs_transport, vs_faust = ratio(native, ceiling), ratio(native, baseline)
-    vs_engine_loop = ratio(native, engine_loop)
     faust_engine = eps_of(results.get("faust-engine"))
     native_vs_faust_engine, faust_engine_vs_baseline = (
         ratio(native, faust_engine),
@@ -1010,9 +996,6 @@ def report(
     ]  # fmt: skip
     for label, measured, target, ok in rows:
         print(f"{label:<44}{measured:>12}{target:>12}  {verdict(ok)}")
-    if vs_engine_loop is not None:
-        print(f"{'engine / its own loop without scoring':<44}{vs_engine_loop * 100:>11.0f}%"
-              f"{'(no target)':>12}")  # fmt: skip
     for label, value in (("--workers 2 / --workers 1 (shared cores)", workers_gain),
                          ("native engine / Faust engine", native_vs_faust_engine),
                          ("Faust engine / Faust baseline", faust_engine_vs_baseline)):  # fmt: skip
@@ -1031,7 +1014,6 @@ def report(
         "events": args.events,
         "transport_eps": rounded(ceiling),
         "native_logistic_eps": rounded(native),
-        "transport_engine_settings_eps": rounded(engine_loop),
         "native_gbt_eps": rounded(gbt),
         "native_logistic_workers_2_eps": rounded(two_workers),
         "ratio_workers_2_vs_1": rounded(workers_gain, 3),
@@ -1041,7 +1023,6 @@ def report(
         "faust_engine_eps": rounded(faust_engine),
         "faust_baseline_eps": rounded(baseline),
         "ratio_vs_transport": rounded(vs_transport, 3),
-        "ratio_vs_transport_engine_settings": rounded(vs_engine_loop, 3),
         "ratio_vs_faust": rounded(vs_faust, 1),
         "ratio_native_vs_faust_engine": rounded(native_vs_faust_engine, 2),
         "ratio_faust_engine_vs_baseline": rounded(faust_engine_vs_baseline, 2),
