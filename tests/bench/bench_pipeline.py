@@ -620,8 +620,9 @@ def transport_loop(
                 for topic, tail in zip(outputs, tails, strict=True):
                     while True:
                         try:
-                            produce(topic, value + tail, key, headers=headers,
-                                    on_delivery=batch.acknowledge)  # fmt: skip
+                            # by position, as the engine calls it (cheaper than keywords)
+                            produce(topic, value + tail, key, -1, batch.acknowledge, None, 0,
+                                    headers)  # fmt: skip
                             break
                         except BufferError:
                             poll(0.05)
