@@ -630,6 +630,9 @@ class _TreeCells:
     """The columns the tree splits on, ascending."""
     thresholds: tuple[FloatArray, ...]
     """Each feature's distinct thresholds, ascending."""
+    strides: tuple[int, ...]
+    """Each feature's stride in the cell number; the cell count is the last stride times
+    the last feature's interval count."""
     phi: FloatArray
     """(cells, len(features)): the Shapley values within this tree of every cell."""
     value: FloatArray
@@ -648,24 +651,23 @@ def _tree_cells(
     split_on = tree.feature[internal]
     features = sorted(set(split_on.tolist()))
     thresholds = [np.unique(tree.threshold[internal][split_on == j]) for j in features]
-    cells = math.prod(t.size + 2 for t in thresholds)
+    sizes = [t.size + 2 for t in thresholds]  # intervals: below each threshold, above all, missing
+    cells = math.prod(sizes)
     if cells > max_cells or sum(t.size for t in thresholds) > _TREE_THRESHOLDS:
         return None
+    strides = tuple(math.prod(sizes[:k]) for k in range(len(sizes)))
     # One point per cell: a threshold lies in the interval it closes, +inf in the last
     # interval (an interval above a threshold of +inf is empty, so never looked up), NaN is
     # missing. Columns the tree does not split on do not matter.
     X = np.zeros((cells, n_columns))
     cell = np.arange(cells)
-    stride = 1
-    for j, t in zip(features, thresholds, strict=True):
-        points = np.concatenate([t, [np.inf, np.nan]])
-        X[:, j] = points[(cell // stride) % points.size]
-        stride *= points.size
+    for j, t, stride, size in zip(features, thresholds, strides, sizes, strict=True):
+        X[:, j] = np.concatenate([t, [np.inf, np.nan]])[(cell // stride) % size]
     phi = np.zeros((cells, n_columns))
     value = np.zeros(cells)
     for group in _leaf_groups(leaves, n_columns, max_table_features):
         value += group.explain(X, True, phi)
-    return _TreeCells(tuple(features), tuple(thresholds), phi[:, features], value)
+    return _TreeCells(tuple(features), tuple(thresholds), strides, phi[:, features], value)
 
 
 _PACK: Final = np.uint64(0x0102040810204080)
@@ -699,29 +701,26 @@ class _CellGroup(_Scattering):
         nan_weights: list[int] = []
         nan_starts: list[int] = []
         tables: list[FloatArray] = []
-        first_row = np.zeros(n_trees, dtype=np.intp)
         # A tree with fewer features pads its slots with column n_columns + 1, dropped at the
         # end; the leaf value goes to column n_columns.
         slots = np.full((n_trees, width), n_columns + 1, dtype=np.intp)
         for k, tree in enumerate(trees):
             nan_starts.append(len(nan_columns))
-            stride, used = 1, 0
-            for j, t in zip(tree.features, tree.thresholds, strict=True):
+            used = 0
+            for j, t, stride in zip(tree.features, tree.thresholds, tree.strides, strict=True):
                 columns[k, used : used + t.size] = j
                 thresholds[k, used : used + t.size] = t
                 weights[k, used : used + t.size] = stride
                 used += t.size
                 nan_columns.append(j)
                 nan_weights.append(stride * (t.size + 1))
-                stride *= t.size + 2
-            table = np.zeros((stride, width))
+            table = np.zeros((tree.value.size, width))
             table[:, : len(tree.features)] = tree.phi
             table[:, -1] = tree.value
             tables.append(table)
-            if k + 1 < n_trees:
-                first_row[k + 1] = first_row[k] + stride
             slots[k, : len(tree.features)] = tree.features
             slots[k, -1] = n_columns
+        first_row = np.cumsum([0] + [table.shape[0] for table in tables[:-1]], dtype=np.intp)
         # byte_cell[k, byte] = first table row of tree k + the cell whose outcomes pack to byte.
         outcomes = (np.arange(256)[:, None] >> np.arange(_TREE_THRESHOLDS)) & 1
         byte = _pack(np.ascontiguousarray(outcomes, dtype=bool)).reshape(-1)
