@@ -4,6 +4,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 SCORER := $(BIN)/scorer
 KAFKA_JARS := infra/kafka/lib/.resolved
+# rustup's default place for cargo, for shells that have not sourced ~/.cargo/env
+export PATH := $(PATH):$(HOME)/.cargo/bin
 
 .PHONY: setup run test test-unit browser bench lint format clean help
 
@@ -12,8 +14,10 @@ help:  ## list the targets
 
 setup: $(VENV)/.installed $(KAFKA_JARS)  ## virtual environment, Python packages, Kafka jars
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml native/render/Cargo.toml native/render/Cargo.lock \
+		$(wildcard native/render/src/*.rs)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
+	@command -v cargo >/dev/null || { echo "cargo not found: install Rust (rustup)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev,lightgbm,xgboost,mlflow]'

@@ -1,0 +1,30 @@
+"""A batch's JSON lines rendered from columns, in Rust (native/render): no Python per record.
+
+``render(count, segments)`` returns ``count`` bytes objects; line ``i`` is the concatenation
+over ``segments`` of each segment's piece for row ``i``. A segment is a tuple, tag first:
+
+- ``("const", b)``: the bytes ``b`` in every line.
+- ``("str", values: list[str])``: a JSON string, escaped exactly as ``msgspec.json.encode``.
+- ``("raw", values: list[bytes])``: each row's bytes as they are (pre-encoded JSON).
+- ``("f64", values)``: a C-contiguous 1-D float64 buffer: the shortest round-trip number,
+  ``null`` for NaN and infinities.
+- ``("sha256", values: list[bytes])``: the lowercase hex SHA-256 of each row, as a JSON string.
+- ``("sha256_wrapped", values: list[bytes], before: bytes, after: bytes)``: the same, of
+  ``before + row + after`` (pieces cut out of one larger encoding, without copying them).
+- ``("strmap", values: list[dict[str, str]])``: a JSON object in the dict's insertion order.
+- ``("items", fragments: list[bytes], index, values, counts, sep: bytes, close: bytes)``: row
+  ``i`` writes ``counts[i]`` items joined by ``sep``; item ``t`` is
+  ``fragments[index[i, t]]`` (``fragments[t]`` when ``index`` is None), then the float
+  ``values[i, t]`` when ``values`` is given, then ``close``. ``index`` (int64) and ``values``
+  (float64) are C-contiguous ``count x k`` buffers or None, not both None; ``counts`` is a 1-D
+  int64 buffer of ``count`` entries in ``0..k``, or None for ``k`` in every row.
+
+Everything is checked before a line is rendered: a list or buffer of the wrong length, shape,
+dtype or layout, a fragment index or count out of range, an unknown tag or a malformed tuple
+raises ``ValueError``, a wrong Python type ``TypeError``; the message names the segment
+(numbered from 0) and the row.
+"""
+
+from typing import Any
+
+def render(count: int, segments: list[tuple[Any, ...]]) -> list[bytes]: ...
