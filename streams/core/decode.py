@@ -29,11 +29,20 @@ Where orjson and the contract's JSON parser (jiter) differ, the contract wins:
 Both parsers keep the last of duplicate keys and both refuse lone surrogates (``"\\ud800"``),
 a byte order mark, and invalid UTF-8.
 
+A batch of ordinary events (all bytes, each within ``max_bytes``, accepted by the typed
+mirror and the timestamp check, or refused by the contract) is decoded whole, with C-level
+calls and no Python per accepted event (:func:`_decode_ordinary`; a refused value is judged
+alone); the accepted events come as :class:`EventColumns`, their dicts built only when
+:attr:`DecodedBatch.events` is read. Any other batch is decoded one value at a time
+(:func:`_decode_each`, the reference the batch path is tested against).
+
 >>> ok = (b'{"event_id": "e-1", "entity_id": "c-9", "event_time": "2024-05-01T12:00:00Z",'
 ...       b' "features": {"salary": 52000.0, "car": "sedan", "owner": true, "age": null}}')
 >>> batch = decode_events([ok, b"[1, 2]", None, b'{"event_id": '])
->>> batch.rows, batch.events[0]["event_time"], batch.events[0]["context"], batch.event_times
-([0], '2024-05-01T12:00:00Z', {}, [1714564800.0])
+>>> batch.rows, batch.columns.event_ids, batch.columns.contexts, batch.event_times
+([0], ['e-1'], [{}], [1714564800.0])
+>>> batch.events[0]["event_time"], batch.events[0]["context"]
+('2024-05-01T12:00:00Z', {})
 >>> [(r.index, r.reason.value) for r in batch.rejects]
 [(1, 'NOT_AN_OBJECT'), (2, 'SCHEMA_VIOLATION'), (3, 'INVALID_JSON')]
 """
@@ -42,10 +51,11 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Annotated, Any, Final, Literal
+from functools import cached_property
+from typing import Annotated, Any, Final, Literal, cast
 
 import msgspec
 import orjson
@@ -67,7 +77,14 @@ from schemas.contracts import (
     validation_detail,
 )
 
-__all__ = ["DEFAULT_MAX_BYTES", "DecodedBatch", "FallbackStats", "dead_letter", "decode_events"]
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "DecodedBatch",
+    "EventColumns",
+    "FallbackStats",
+    "dead_letter",
+    "decode_events",
+]
 
 log = logging.getLogger(__name__)
 
@@ -87,24 +104,159 @@ _RFC3339: Final = re.compile(
     r"T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{1,9})?"
     r"(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])"
 )
+# The same pattern once per line: a whole batch's timestamps, joined by "\n", checked in one
+# call (the pattern matches no "\n", so each line must be one whole timestamp).
+_RFC3339_LINES: Final = re.compile(f"(?:(?:{_RFC3339.pattern})\n)*(?:{_RFC3339.pattern})")
 _FROM_ISO: Final = datetime.fromisoformat
+_TIMESTAMP: Final = datetime.timestamp
+_ONLY_BYTES: Final = frozenset({bytes})
+_MAX_JUDGED: Final = 64
+"""Values the typed mirror refuses that a batch still decoded whole judges one by one."""
 _INT64_MIN: Final = -(2**63)
 _UINT64_MAX: Final = 2**64 - 1
 
 
 @dataclass(frozen=True)
-class DecodedBatch:
-    """Accepted events (``rows[i]`` is the input index of ``events[i]``) and the rejects.
+class EventColumns:
+    """Accepted events field by field: ``event_ids[i]``, ``features[i]``, ... are event ``i``'s.
 
-    ``event_times[i]`` is the ``event_time`` of ``events[i]`` in epoch seconds, as
-    ``datetime.fromisoformat(...).timestamp()`` gives it (the contract's own reading for the
-    few spellings ``fromisoformat`` refuses), parsed while the timestamp was checked.
+    ``event_times`` are as received; an absent context is ``{}``. The feature and context
+    dicts are the decoded ones, shared (not copied) with :attr:`DecodedBatch.events` and
+    with whatever :meth:`take` selects.
     """
 
-    events: list[dict[str, Any]]
+    event_ids: list[str]
+    entity_ids: list[str]
+    event_times: list[str]
+    features: list[dict[str, Any]]
+    contexts: list[dict[str, str]]
+
+    def __len__(self) -> int:
+        return len(self.event_ids)
+
+    def take(self, indices: Sequence[int]) -> EventColumns:
+        """The events at ``indices``, in that order.
+
+        >>> columns = EventColumns(["a", "b"], ["x", "y"], ["t0", "t1"], [{}, {}], [{}, {}])
+        >>> columns.take([1]).event_ids, len(columns.take([1, 0, 1]))
+        (['b'], 3)
+        """
+        return EventColumns(
+            [self.event_ids[i] for i in indices],
+            [self.entity_ids[i] for i in indices],
+            [self.event_times[i] for i in indices],
+            [self.features[i] for i in indices],
+            [self.contexts[i] for i in indices],
+        )
+
+    @classmethod
+    def from_events(cls, events: Sequence[Mapping[str, Any]]) -> EventColumns:
+        """Columns of ScoringEvent-shaped dicts (an absent ``context`` becomes ``{}``)."""
+        return cls(
+            [event["event_id"] for event in events],
+            [event["entity_id"] for event in events],
+            [event["event_time"] for event in events],
+            [event["features"] for event in events],
+            [event.get("context", {}) for event in events],
+        )
+
+
+@dataclass(frozen=True, init=False)
+class DecodedBatch:
+    """Accepted events (``rows[i]`` is the input index of event ``i``) and the rejects.
+
+    The events are :attr:`columns`; :attr:`events` gives them as ScoringEvent-shaped dicts,
+    built on first access when the batch was decoded whole. ``event_times[i]`` is event
+    ``i``'s ``event_time`` in epoch seconds, as ``datetime.fromisoformat(...).timestamp()``
+    gives it (the contract's own reading for the few spellings ``fromisoformat`` refuses),
+    parsed while the timestamp was checked.
+
+    Built from event dicts (``DecodedBatch(events, rows, rejects, event_times)``), as the
+    one-by-one decoder and tests do; equal batches have equal columns, rows, rejects, times
+    and the same ``schema_version`` (or none) per event.
+    """
+
+    columns: EventColumns
     rows: list[int]
     rejects: list[Reject]
-    event_times: list[float] = field(default_factory=list)
+    event_times: list[float]
+    _versions: list[Any] = field(repr=False)  # each event's schema_version, else UNSET
+
+    def __init__(
+        self,
+        events: list[dict[str, Any]],
+        rows: list[int],
+        rejects: list[Reject],
+        event_times: list[float] | None = None,
+    ) -> None:
+        unset = msgspec.UNSET
+        self._fill(
+            EventColumns.from_events(events),
+            rows,
+            rejects,
+            [] if event_times is None else event_times,
+            [event.get("schema_version", unset) for event in events],
+        )
+        self.__dict__["events"] = events  # given: nothing to build
+
+    @classmethod
+    def _of_columns(
+        cls,
+        columns: EventColumns,
+        rows: list[int],
+        rejects: list[Reject],
+        event_times: list[float],
+        versions: list[Any],
+    ) -> DecodedBatch:
+        """A batch whose event dicts are built from ``columns`` when first read."""
+        batch = cls.__new__(cls)
+        batch._fill(columns, rows, rejects, event_times, versions)
+        return batch
+
+    def _fill(
+        self,
+        columns: EventColumns,
+        rows: list[int],
+        rejects: list[Reject],
+        event_times: list[float],
+        versions: list[Any],
+    ) -> None:
+        # frozen: the fields go straight into the instance's dict, bypassing __setattr__
+        self.__dict__.update(
+            columns=columns,
+            rows=rows,
+            rejects=rejects,
+            event_times=event_times,
+            _versions=versions,
+        )
+
+    @cached_property
+    def events(self) -> list[dict[str, Any]]:
+        """The accepted events as dicts, exactly as the one-by-one decoder makes them:
+        ``context`` defaulted to ``{}``, ``schema_version`` present exactly when the record
+        had it, keys in the same order."""
+        columns, unset = self.columns, msgspec.UNSET
+        events: list[dict[str, Any]] = []
+        for event_id, entity_id, event_time, features, context, version in zip(
+            columns.event_ids,
+            columns.entity_ids,
+            columns.event_times,
+            columns.features,
+            columns.contexts,
+            self._versions,
+            strict=True,
+        ):
+            event: dict[str, Any] = {
+                "event_id": event_id,
+                "entity_id": entity_id,
+                "event_time": event_time,
+                "features": features,
+                "context": context,
+            }
+            if version is not unset:
+                event["schema_version"] = version
+            events.append(event)
+        return events
 
 
 @dataclass
@@ -282,9 +434,94 @@ def decode_events(
 
     Never raises on a value's content. Accepted events are orjson's dicts, ``context``
     defaulted to ``{}``, ``event_time`` kept as received (and parsed into
-    :attr:`DecodedBatch.event_times`). The fast path (the typed mirror, then the timestamp
-    check) is written into the loop: it is what every ordinary event costs.
+    :attr:`DecodedBatch.event_times`). A batch of ordinary events is decoded whole
+    (:func:`_decode_ordinary`), any other one value by value (:func:`_decode_each`), with
+    the same outcome either way.
     """
+    batch = _decode_ordinary(values, max_bytes)
+    return _decode_each(values, max_bytes) if batch is None else batch
+
+
+def _decode_ordinary(values: Sequence[bytes | None], max_bytes: int) -> DecodedBatch | None:
+    """The batch decoded whole if its values are ordinary, else None.
+
+    Ordinary: bytes (not a subclass), within ``max_bytes``, and either accepted by the typed
+    mirror with a timestamp the fast check accepts (exactly what :func:`_decode_each` accepts
+    on its fast path) or refused by the contract. The mirror runs over the batch in C-level
+    calls; a value it refuses is judged alone by :func:`_decode_each`, and the batch goes on
+    after it. Anything else sends the whole batch to :func:`_decode_each`: a value of another
+    type or over the size limit, a timestamp the fast check refuses, a refused value the
+    contract accepts after all (an unusual spelling), or more than :data:`_MAX_JUDGED`
+    refused values.
+    """
+    if not values or not _ONLY_BYTES.issuperset(map(type, values)):
+        return None
+    raws = cast("Sequence[bytes]", values)
+    if max(map(len, raws)) > max_bytes:
+        return None
+    mirrored = _mirror(raws)
+    if mirrored is None:
+        return None
+    fast, rows, refused = mirrored
+    if not fast:  # nothing for the batch path to do
+        return None
+    times = [event.event_time for event in fast]
+    joined = "\n".join(times)
+    # a timestamp holding a "\n" would be two lines: count them first
+    if joined.count("\n") != len(times) - 1 or _RFC3339_LINES.fullmatch(joined) is None:
+        return None
+    try:
+        seconds = list(map(_TIMESTAMP, map(_FROM_ISO, times)))
+    except ValueError:  # no such day in that month
+        return None
+    rejects: list[Reject] = []
+    if refused:
+        alone = _decode_each([raws[i] for i in refused], max_bytes)
+        if alone.rows:
+            return None
+        rejects = [Reject(refused[r.index], r.reason, r.detail) for r in alone.rejects]
+    columns = EventColumns(
+        [event.event_id for event in fast],
+        [event.entity_id for event in fast],
+        times,
+        [event.features for event in fast],
+        [event.context for event in fast],
+    )
+    versions = [event.schema_version for event in fast]
+    return DecodedBatch._of_columns(columns, rows, rejects, seconds, versions)
+
+
+def _mirror(raws: Sequence[bytes]) -> tuple[list[_FastEvent], list[int], list[int]] | None:
+    """The typed mirror over the batch: the decoded events, their indices, and the indices
+    of the values it refused; None past :data:`_MAX_JUDGED` refusals.
+
+    ``list.extend`` keeps what ``map`` decoded before a value raised, so the batch resumes
+    after each refused value."""
+    fast: list[_FastEvent] = []
+    rows: list[int] = []
+    refused: list[int] = []
+    start, count = 0, len(raws)
+    while start < count:
+        before = len(fast)
+        try:
+            fast.extend(map(_FAST_DECODE, raws[start:] if start else raws))
+        except msgspec.DecodeError:  # a validation error too
+            failed = start + len(fast) - before
+            rows.extend(range(start, failed))
+            refused.append(failed)
+            if len(refused) > _MAX_JUDGED:
+                return None
+            start = failed + 1
+        else:
+            rows.extend(range(start, count))
+            break
+    return fast, rows, refused
+
+
+def _decode_each(values: Sequence[bytes | None], max_bytes: int) -> DecodedBatch:
+    """Decode the values one by one. The fast path (the typed mirror, then the timestamp
+    check) is written into the loop: it is what an ordinary event costs in a batch that is
+    not all ordinary."""
     events: list[dict[str, Any]] = []
     times: list[float] = []
     rows: list[int] = []

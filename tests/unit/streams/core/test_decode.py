@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import msgspec
 import orjson
 import pydantic_core
 import pytest
@@ -673,3 +674,219 @@ def test_dead_letter_does_not_parse_a_record_rejected_for_its_size() -> None:
     (reject,) = decode_events([value], max_bytes=100).rejects
     record = letter(reject, value)
     assert record["reason"] == "RECORD_TOO_LARGE" and record["event_id"] is None
+
+
+# --- a batch decoded whole -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def pool() -> list[bytes]:
+    """Values the batch path takes on their own: the corpus's ordinary events (odd values
+    included) and events with random timestamps the fast check accepts."""
+    rng = random.Random(SEED + 3)
+    candidates = [
+        *hostile_corpus(3000, seed=SEED + 4),
+        *(dump(event(event_time=random_time(rng)), ascii_only=True) for _ in range(500)),
+        encode(event(event_time="2024-02-29T23:59:59-23:59", schema_version=...)),
+    ]
+    pool = [raw for raw in candidates if ordinary([raw])]
+    assert len(pool) > 800
+    return pool
+
+
+def refused_by_mirror(raw: bytes) -> bool:
+    try:
+        decode._FAST_DECODE(raw)
+    except msgspec.DecodeError:
+        return True
+    return False
+
+
+def ordinary(values: list[Any], max_bytes: int = decode.DEFAULT_MAX_BYTES) -> bool:
+    """Whether the batch path decodes ``values`` (rather than the one-by-one loop)."""
+    return decode._decode_ordinary(values, max_bytes) is not None
+
+
+def assert_same_batch(got: decode.DecodedBatch, expected: decode.DecodedBatch) -> None:
+    """Field for field; repr tells 1, 1.0 and True apart, and -0.0 from 0.0, and shows
+    the order of the keys."""
+    assert repr(got.columns) == repr(expected.columns)
+    assert got.rows == expected.rows
+    assert got.rejects == expected.rejects
+    assert repr(got.event_times) == repr(expected.event_times)
+    assert repr(got.events) == repr(expected.events)
+    assert got == expected
+    assert len(got.columns) == len(got.rows) == len(got.events) == len(got.event_times)
+
+
+@pytest.mark.parametrize("size", [1, 7, 1000])
+def test_an_ordinary_batch_is_decoded_whole_exactly_as_one_by_one(
+    size: int, pool: list[bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rng = random.Random(SEED + size)
+    batches = [rng.choices(pool, k=size) for _ in range(max(3, 3000 // size))]
+    expected = [decode._decode_each(values, decode.DEFAULT_MAX_BYTES) for values in batches]
+    assert all(not batch.rejects for batch in expected)
+    # the batch path alone: decode_events must not need the loop for any of them
+    monkeypatch.setattr(decode, "_decode_each", lambda values, max_bytes: pytest.fail("loop"))
+    for values, reference in zip(batches, expected, strict=True):
+        assert_same_batch(decode_events(values), reference)
+
+
+class BytesSubclass(bytes):
+    pass
+
+
+@pytest.mark.parametrize("size", [1, 7, 1000])
+def test_a_batch_with_anything_unusual_has_the_one_by_one_outcome(
+    size: int, pool: list[bytes]
+) -> None:
+    """Whichever path a batch takes: rejects judged alone inside a batch decoded whole, or
+    the whole batch one by one."""
+    rng = random.Random(SEED + 10 + size)
+    unusual = [raw for raw in hostile_corpus(2000, seed=SEED + 5) if not ordinary([raw])]
+    unusual += [None, bytearray(encode(VALID)), encode(VALID).decode(), memoryview(b"{}")]
+    unusual += [BytesSubclass(encode(VALID))]  # rejected ("expected bytes"), not decoded
+    for _ in range(max(3, 600 // size)):
+        values: list[Any] = rng.choices(pool, k=size)
+        for _ in range(rng.choice([1, 1, 2, size])):
+            values[rng.randrange(size)] = rng.choice(unusual)
+        assert_same_batch(decode_events(values), decode._decode_each(values, 1_048_576))
+
+
+@pytest.mark.parametrize("refused", [1, 2, decode._MAX_JUDGED])
+def test_rejects_are_judged_alone_and_the_rest_of_the_batch_decoded_whole(
+    refused: int, pool: list[bytes]
+) -> None:
+    rng = random.Random(SEED + 20 + refused)
+    rejected = [  # refused by the typed mirror itself, and by the contract
+        raw
+        for raw in hostile_corpus(2000, seed=SEED + 6)
+        if type(raw) is bytes and refused_by_mirror(raw) and contract_reason(raw) is not None
+    ]
+    values: list[Any] = rng.choices(pool, k=1000)
+    where = sorted(rng.sample(range(1000), refused))
+    for i in where:
+        values[i] = rng.choice(rejected)
+    assert ordinary(values)
+    batch = decode_events(values)
+    assert_same_batch(batch, decode._decode_each(values, 1_048_576))
+    assert [r.index for r in batch.rejects] == where
+    # one more refusal than the batch path judges alone: the whole batch one by one
+    values[next(i for i in range(1000) if i not in where)] = rejected[0]
+    if refused == decode._MAX_JUDGED:
+        assert not ordinary(values)
+        assert_same_batch(decode_events(values), decode._decode_each(values, 1_048_576))
+
+
+@pytest.mark.parametrize(
+    "convert", [lambda raw: None, bytearray, memoryview, bytes.decode, BytesSubclass]
+)
+def test_one_value_not_of_type_bytes_sends_the_batch_one_by_one(
+    convert: Callable[[bytes], Any],
+) -> None:
+    values: list[Any] = [encode(event(event_id=f"e-{i}")) for i in range(7)]
+    values[3] = convert(values[3])
+    assert not ordinary(values)
+    batch = decode_events(values)
+    assert_same_batch(batch, decode._decode_each(values, 1_048_576))
+    # bytearray, memoryview and str are converted and accepted; None and a subclass are not
+    assert (3 in batch.rows) == (convert in (bytearray, memoryview, bytes.decode))
+
+
+def test_one_value_over_max_bytes_sends_the_batch_one_by_one() -> None:
+    values = [encode(event(event_id=f"e-{i}")) for i in range(7)]
+    longest = max(map(len, values))
+    assert ordinary(values, longest)
+    assert not ordinary(values, longest - 1)
+    batch = decode_events(values, max_bytes=longest - 1)
+    assert_same_batch(batch, decode._decode_each(values, longest - 1))
+    assert batch.rejects and {r.reason for r in batch.rejects} == {RejectReason.RECORD_TOO_LARGE}
+
+
+@pytest.mark.parametrize(
+    "when",
+    [
+        "2024-05-01T12:00:00Z\n2024-05-01T12:00:00Z",  # two lines, each a timestamp
+        "2024-05-01T12:00:00Z\n",
+        "\n2024-05-01T12:00:00Z",
+        "2024-05-01T12:00:00Z\n\n2024-05-01T12:00:00Z",
+        "2023-02-29T00:00:00Z",  # passes the pattern; no such day
+        "2024-02-30T12:00:00+01:00",
+        "2024-04-31T12:00:00Z",
+    ],
+)
+@pytest.mark.parametrize("position", [0, 3, 6])
+def test_a_timestamp_that_would_cheat_the_joined_check_is_judged_alone(
+    when: str, position: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    values = [encode(event(event_id=f"e-{i}")) for i in range(7)]
+    values[position] = encode(event(event_time=when))
+    assert contract_reason(values[position]) is RejectReason.SCHEMA_VIOLATION
+    assert not ordinary(values)
+    assert not ordinary([values[position]])
+    batch = decode_events(values)
+    assert_same_batch(batch, decode._decode_each(values, 1_048_576))
+    assert batch.rows == [i for i in range(7) if i != position]
+    assert [(r.index, r.reason) for r in batch.rejects] == [
+        (position, RejectReason.SCHEMA_VIOLATION)
+    ]
+    # an empty time beside a valid one joins into a trailing "\n": still refused
+    pair = [encode(VALID), encode(event(event_time=""))]
+    assert not ordinary(pair)
+    assert_same_batch(decode_events(pair), decode._decode_each(pair, 1_048_576))
+    if "\n" in when:  # refused before parsing: even a parser reading one line would not see it
+
+        def first_line(text: str) -> datetime:
+            return datetime.fromisoformat(next(filter(None, text.split("\n"))))
+
+        monkeypatch.setattr(decode, "_FROM_ISO", first_line)
+        assert not ordinary(values) and not ordinary([values[position]])
+
+
+def test_event_dicts_are_built_once_on_first_read_and_carry_schema_version_as_received() -> None:
+    values = [encode(VALID), encode(event(schema_version=..., context=...))]
+    batch = decode_events(values)
+    assert ordinary(values)
+    assert "events" not in vars(batch)  # not built until read
+    first, second = batch.events
+    assert batch.events is batch.events
+    keys = ["event_id", "entity_id", "event_time", "features", "context", "schema_version"]
+    assert list(first) == keys and list(second) == keys[:-1]
+    assert first == VALID and second == event(schema_version=..., context={})
+    assert first["features"] is batch.columns.features[0]
+    assert second["context"] is batch.columns.contexts[1] and second["context"] == {}
+    # a batch rebuilt from its own event dicts is the same batch
+    assert decode.DecodedBatch(batch.events, batch.rows, batch.rejects, batch.event_times) == batch
+    without_version = decode.DecodedBatch(
+        [first, event(context={})], batch.rows, batch.rejects, batch.event_times
+    )
+    assert without_version != batch
+
+
+def test_columns_from_events_and_take() -> None:
+    events = [event(event_id="a"), event(event_id="b", context=...), event(event_id="c")]
+    columns = decode.EventColumns.from_events(events)
+    assert len(columns) == 3
+    assert columns.event_ids == ["a", "b", "c"]
+    assert columns.entity_ids == ["c-9"] * 3
+    assert columns.event_times == [VALID["event_time"]] * 3
+    assert columns.features == [VALID["features"]] * 3
+    assert columns.contexts == [{"age_band": "30-44"}, {}, {"age_band": "30-44"}]
+    assert columns.features[0] is events[0]["features"]
+
+    taken = columns.take([2, 0, 2])
+    assert taken.event_ids == ["c", "a", "c"]
+    assert taken.contexts[0] is events[2]["context"]
+    assert taken == decode.EventColumns.from_events([events[2], events[0], events[2]])
+    assert len(columns.take([])) == 0 and columns.take([]) == decode.EventColumns.from_events([])
+
+    # the columns of a decoded batch are those of its events, row for row
+    batch = decode_events([encode(e) for e in events] + [b"[]"])
+    assert batch.columns == decode.EventColumns.from_events(batch.events)
+    assert batch.columns.take([1]) == decode.EventColumns.from_events(batch.events[1:2])
+
+
+def test_the_public_names_are_declared() -> None:
+    assert "EventColumns" in decode.__all__
+    assert all(hasattr(decode, name) for name in decode.__all__)
