@@ -1,10 +1,10 @@
 """Score a batch of validated events: vectorise, score, decide, explain, give reasons.
 
 Everything is done once per batch with numpy (one model call, one explainer call, one
-argsort for reasons); the per-event work is building the output records. Records are
-msgspec structs shaped like :class:`schemas.contracts.Decision` and
-:class:`~schemas.contracts.Explanation` (:mod:`streams.core.wire`; the tests validate them
-against those contracts), which msgspec encodes without Python code per record.
+argsort for reasons), and the records are rendered from the batch's columns in one call per
+kind of record: no Python code runs per event. Records are the JSON of
+:class:`schemas.contracts.Decision` and :class:`~schemas.contracts.Explanation`
+(:mod:`streams.core.wire`; the tests validate them against those contracts).
 
 Reason codes are the principal reasons of an adverse decision: the features that pushed its
 log-odds up the most (at most :data:`~schemas.contracts.MAX_REASON_CODES`), each carrying a
@@ -26,7 +26,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from itertools import repeat, starmap
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -36,17 +36,13 @@ from models.featurespec import Reject
 from models.policy import ADVERSE_DECISIONS
 from models.scoring_model import ScoringModel
 from schemas.contracts import MAX_REASON_CODES, MAX_TOP_FEATURES, SCHEMA_VERSION, RejectReason
-from streams.core.wire import (
-    DecisionRecord,
-    ExplanationRecord,
-    ReasonRecord,
-    as_dicts,
-    contributions_type,
-    encode_records,
-    shared,
-)
+from streams.core.decode import EventColumns
+from streams.core.wire import Template, as_dicts, encoded
 
 _SORTED = orjson.OPT_SORT_KEYS
+_CANONICAL = partial(orjson.dumps, option=_SORTED)
+"""The canonical JSON of the features, whose sha256 is a decision's ``input_hash``."""
+_ADVERSE = ADVERSE_DECISIONS.__contains__
 REASON_MIN_SHARE = 0.05
 """A reason carries at least this share of the sum of the event's positive contributions."""
 REASON_MIN_LOG_ODDS = 0.01
@@ -55,19 +51,22 @@ REASON_MIN_LOG_ODDS = 0.01
 
 @dataclass
 class ScoredBatch:
-    """The outcome of one batch. ``rows[i]`` is the input index of ``records[i]``.
+    """The outcome of one batch. ``rows[i]`` is the input index of the i-th scored event.
 
-    ``records`` and ``explained`` are the output records as structs
-    (:mod:`streams.core.wire`; :meth:`encoded` gives their bytes), ``labels[i]`` the
-    decision of ``records[i]``; :attr:`decisions` and :attr:`explanations` are the same
-    records as plain dicts.
+    ``decision_lines[i]`` and ``explanation_lines[i]`` are its records' JSON bytes
+    (:meth:`encoded`), ``labels[i]`` its decision; ``event_ids``, ``entity_ids`` and
+    ``contexts`` are its identifiers and context, for the engine's outputs and monitors.
+    :attr:`decisions` and :attr:`explanations` are the same records as plain dicts.
     """
 
-    records: list[DecisionRecord] = field(default_factory=list)
-    explained: list[ExplanationRecord] = field(default_factory=list)
-    labels: list[str] = field(default_factory=list)
     rows: list[int] = field(default_factory=list)
     rejects: list[Reject] = field(default_factory=list)
+    labels: list[str] = field(default_factory=list)
+    event_ids: list[str] = field(default_factory=list)
+    entity_ids: list[str] = field(default_factory=list)
+    contexts: list[dict[str, str]] = field(default_factory=list)
+    decision_lines: list[bytes] = field(default_factory=list)
+    explanation_lines: list[bytes] = field(default_factory=list)
     scores: np.ndarray = field(default_factory=lambda: np.empty(0))
     X: np.ndarray | None = None
     """Design-matrix rows of the scored events (for the monitors), aligned with ``rows``."""
@@ -75,16 +74,28 @@ class ScoredBatch:
     @property
     def decisions(self) -> list[dict[str, Any]]:
         """The decisions as :class:`schemas.contracts.Decision`-shaped dicts."""
-        return as_dicts(self.records)
+        return as_dicts(self.decision_lines)
 
     @property
     def explanations(self) -> list[dict[str, Any]]:
         """The explanations as :class:`schemas.contracts.Explanation`-shaped dicts."""
-        return as_dicts(self.explained)
+        return as_dicts(self.explanation_lines)
 
     def encoded(self) -> tuple[list[bytes], list[bytes]]:
         """The JSON bytes of the decisions and of the explanations."""
-        return encode_records(self.records), encode_records(self.explained)
+        return self.decision_lines, self.explanation_lines
+
+    def extend(self, other: ScoredBatch, rows: Sequence[int]) -> None:
+        """Append ``other``, a batch scored from the events ``rows`` of this one's input."""
+        self.rows.extend(rows[i] for i in other.rows)
+        self.rejects.extend(Reject(rows[r.index], r.reason, r.detail) for r in other.rejects)
+        for name in ("labels", "event_ids", "entity_ids", "contexts"):
+            getattr(self, name).extend(getattr(other, name))
+        self.decision_lines.extend(other.decision_lines)
+        self.explanation_lines.extend(other.explanation_lines)
+        self.scores = np.concatenate([self.scores, other.scores])
+        if other.X is not None:
+            self.X = other.X if self.X is None else np.vstack([self.X, other.X])
 
 
 def input_hash(features: Mapping[str, Any]) -> str:
@@ -104,19 +115,20 @@ def material_floor(per_feature: np.ndarray) -> np.ndarray:
 
 def score_batch(
     model: ScoringModel,
-    events: Sequence[Mapping[str, Any]],
+    events: Sequence[Mapping[str, Any]] | EventColumns,
     *,
     received_at: float | None = None,
     shadow: bool = False,
     explain: bool = True,
 ) -> ScoredBatch:
-    """Score ``events`` (ScoringEvent-shaped mappings) with ``model``.
+    """Score ``events`` (ScoringEvent-shaped mappings, or the decoder's columns) with ``model``.
 
     ``received_at`` (``time.time()`` when the batch arrived) is the start of ``latency_ms``.
     With ``explain=False`` no explanations are built (shadow scoring needs none).
     """
     received = time.time() if received_at is None else received_at
-    vectorised = model.spec.vectorise([event["features"] for event in events])
+    columns = events if isinstance(events, EventColumns) else EventColumns.from_events(events)
+    vectorised = model.spec.vectorise(columns.features)
     rows, X = vectorised.rows, vectorised.X
     result = ScoredBatch(rejects=list(vectorised.rejects))
     if not rows:
@@ -125,15 +137,17 @@ def score_batch(
         raw = model.raw_output(X)
         explained = model.explainer.explain(X) if explain else None
     except Exception as exc:  # the model's own failure: isolate the events that cause it
-        return _isolate_failures(model, events, rows, result, exc, received, shadow, explain)
-    _build(model, events, rows, raw, explained, result, received, shadow)
+        return _isolate_failures(model, columns, rows, result, exc, received, shadow, explain)
+    scored = columns if len(rows) == len(columns) else columns.take(rows)
+    _build(model, scored, raw, explained, result, received, shadow)
+    result.rows = list(rows)
     result.X = X
     return result
 
 
 def _isolate_failures(
     model: ScoringModel,
-    events: Sequence[Mapping[str, Any]],
+    columns: EventColumns,
     rows: list[int],
     result: ScoredBatch,
     exc: Exception,
@@ -148,116 +162,136 @@ def _isolate_failures(
     half = len(rows) // 2
     for part in (rows[:half], rows[half:]):
         sub = score_batch(
-            model, [events[i] for i in part], received_at=received, shadow=shadow, explain=explain
+            model, columns.take(part), received_at=received, shadow=shadow, explain=explain
         )
-        result.records.extend(sub.records)
-        result.explained.extend(sub.explained)
-        result.labels.extend(sub.labels)
-        result.rows.extend(part[i] for i in sub.rows)
-        result.rejects.extend(Reject(part[r.index], r.reason, r.detail) for r in sub.rejects)
-        result.scores = np.concatenate([result.scores, sub.scores])
-        if sub.X is not None:
-            result.X = sub.X if result.X is None else np.vstack([result.X, sub.X])
+        result.extend(sub, part)
     return result
 
 
 def _build(
     model: ScoringModel,
-    events: Sequence[Mapping[str, Any]],
-    rows: list[int],
+    scored: EventColumns,
     raw: np.ndarray,
     explained: Any,
     result: ScoredBatch,
     received: float,
     shadow: bool,
 ) -> None:
-    """Decide, give reasons, and build the batch's records: numpy once per batch, then one
-    struct per record (no dict per event; see :mod:`streams.core.wire`)."""
-    policy, ref = model.policy, model.ref
+    """Decide, give reasons, and render the batch's records: numpy once per batch, then
+    one renderer call per kind of record (:mod:`streams.core.wire`), nothing per event."""
+    policy = model.policy
     scores = model.score(raw)
-    labels = policy.decide(scores).tolist()
+    labels: list[str] = policy.decide(scores).tolist()
+    count = len(labels)
     scored_at = datetime.now(UTC)
     latency = max(0.0, (scored_at.timestamp() - received) * 1000.0)
-    scored = [events[r] for r in rows]
-    count = len(rows)
-    ids = [e["event_id"] for e in scored], [e["entity_id"] for e in scored]
-    reasons: list[list[ReasonRecord]] = (
-        [[] for _ in range(count)]
-        if explained is None
-        else _explain(model, ids, labels, raw, explained, result)
-    )
-    dumps, sha256 = orjson.dumps, hashlib.sha256
-    hashes = [sha256(dumps(e["features"], option=_SORTED)).hexdigest() for e in scored]
-    result.records = list(
-        map(
-            DecisionRecord,
-            repeat(SCHEMA_VERSION),
-            *ids,
-            labels,
-            scores.tolist(),
-            repeat(shared(policy.thresholds)),
-            reasons,
-            repeat(shared(ref)),
-            hashes,
-            [e["event_time"] for e in scored],
-            [e.get("context") or {} for e in scored],
-            repeat(scored_at.isoformat()),
-            repeat(shared(latency)),
-            repeat(shadow),
-        )
-    )
+
+    decision = Template()
+    decision.constant("schema_version", SCHEMA_VERSION)
+    decision.column("event_id", "str", scored.event_ids)
+    decision.column("entity_id", "str", scored.entity_ids)
+    decision.column("decision", "str", labels)
+    decision.column("score", "f64", scores)
+    decision.constant("thresholds", policy.thresholds)
+    if explained is None:
+        decision.constant("reason_codes", [])
+    else:
+        per_feature = _per_feature(model, explained)
+        result.explanation_lines = _explanations(model, scored, raw, explained, per_feature)
+        _reason_codes(decision, model, labels, per_feature)
+    decision.constant("model", model.ref)
+    decision.segment("input_hash", _input_hashes(scored.features))
+    decision.column("event_time", "str", scored.event_times)
+    decision.column("context", "strmap", scored.contexts)
+    decision.constant("scored_at", scored_at.isoformat())
+    decision.constant("latency_ms", latency)
+    decision.constant("shadow", shadow)
+    result.decision_lines = decision.render(count)
     result.labels = labels
-    result.rows = list(rows)
+    result.event_ids, result.entity_ids = scored.event_ids, scored.entity_ids
+    result.contexts = scored.contexts
     result.scores = scores
 
 
-def _explain(
+def _input_hashes(features: list[dict[str, Any]]) -> tuple[Any, ...]:
+    """The renderer's segment for the events' :func:`input_hash`: the sha256 of each event's
+    canonical features.
+
+    orjson is called once for the whole batch (a call per event costs several times more) and
+    its array is cut between the objects: features are flat, so ``},{`` occurs exactly once
+    between two of them, and more often only inside a string value; then each event is
+    encoded by itself instead.
+    """
+    whole = _CANONICAL(features)
+    inner = whole[2:-2].split(b"},{")  # the objects without their braces
+    if len(inner) == len(features):
+        return ("sha256_wrapped", inner, b"{", b"}")
+    return ("sha256", list(map(_CANONICAL, features)))
+
+
+def _per_feature(model: ScoringModel, explained: Any) -> np.ndarray:
+    """Each event's contributions per input feature (a one-hot feature's columns summed)."""
+    contributions = explained.contributions  # (n, n_columns), or (n, n_features) already
+    if explained.per_feature:
+        return np.asarray(contributions, dtype=np.float64)
+    return np.asarray(model.spec.sum_per_feature(contributions), dtype=np.float64)
+
+
+def _reason_codes(
+    decision: Template, model: ScoringModel, labels: list[str], per_feature: np.ndarray
+) -> None:
+    """The decisions' reason codes: for an adverse decision the features that pushed it
+    most, largest first, while each is material (see the module doc); none otherwise."""
+    names = model.spec.names
+    count, width = len(labels), min(MAX_REASON_CODES, len(names))
+    order = np.zeros((count, width), dtype=np.int64)
+    values = np.zeros((count, width), dtype=np.float64)
+    kept = np.zeros(count, dtype=np.int64)
+    adverse = np.flatnonzero(np.fromiter(map(_ADVERSE, labels), dtype=bool, count=count))
+    if adverse.size:
+        pushed = per_feature[adverse]
+        ranked = np.argsort(-pushed, axis=1, kind="stable")[:, :width]
+        largest = np.take_along_axis(pushed, ranked, axis=1)
+        order[adverse], values[adverse] = ranked, largest
+        # largest first, so the material ones are a prefix of each row
+        kept[adverse] = (largest >= material_floor(pushed)[:, None]).sum(axis=1)
+    texts = model.manifest.reason_texts
+    prefixes = [
+        encoded({"code": f"RC_{name.upper()}", "feature": name,
+                 "text": texts.get(name, f"{name} raised the risk")})[:-1] + b',"contribution":'
+        for name in names
+    ]  # fmt: skip
+    decision.items(
+        "reason_codes", fragments=prefixes, index=order, values=values, counts=kept, close=b"}"
+    )
+
+
+def _explanations(
     model: ScoringModel,
-    ids: tuple[list[str], list[str]],
-    labels: list[str],
+    scored: EventColumns,
     raw: np.ndarray,
     explained: Any,
-    result: ScoredBatch,
-) -> list[list[ReasonRecord]]:
-    """Build the explanation records into ``result``; return each decision's reasons.
-
-    ``ids`` are the scored events' event ids and entity ids."""
-    spec = model.spec
-    names = spec.names
-    contributions = explained.contributions  # (n, n_columns), or (n, n_features) already
-    per_feature = contributions if explained.per_feature else spec.sum_per_feature(contributions)
-    count = len(labels)
-    errors = np.abs(explained.base_value + contributions.sum(axis=1) - raw)
-    values = per_feature.tolist()
-    reasons: list[list[ReasonRecord]] = [[] for _ in range(count)]
-    adverse = [i for i, label in enumerate(labels) if label in ADVERSE_DECISIONS]
-    if adverse:
-        codes = [f"RC_{name.upper()}" for name in names]
-        texts = [model.manifest.reason_texts.get(name, f"{name} raised the risk") for name in names]
-        pushed = per_feature[adverse]
-        order = np.argsort(-pushed, axis=1, kind="stable")[:, :MAX_REASON_CODES].tolist()
-        floors = material_floor(pushed).tolist()
-        for i, ranked, floor in zip(adverse, order, floors, strict=True):
-            row = values[i]
-            reasons[i] = [
-                ReasonRecord(codes[j], names[j], texts[j], row[j])
-                for j in ranked
-                if row[j] >= floor
-            ]
+    per_feature: np.ndarray,
+) -> list[bytes]:
+    """The batch's explanation records: contributions per feature, the largest first."""
+    names = model.spec.names
+    errors = np.abs(explained.base_value + explained.contributions.sum(axis=1) - raw)
     top = np.argsort(-np.abs(per_feature), axis=1, kind="stable")[:, :MAX_TOP_FEATURES]
-    result.explained = list(
-        map(
-            ExplanationRecord,
-            repeat(SCHEMA_VERSION),
-            *ids,
-            repeat(shared(model.ref)),
-            repeat(explained.method),
-            repeat(model.output_space),
-            repeat(float(explained.base_value)),
-            raw.tolist(),
-            list(starmap(contributions_type(tuple(names)), values)),
-            np.asarray(names, dtype=object)[top].tolist(),
-            errors.tolist(),
-        )
+    explanation = Template()
+    explanation.constant("schema_version", SCHEMA_VERSION)
+    explanation.column("event_id", "str", scored.event_ids)
+    explanation.column("entity_id", "str", scored.entity_ids)
+    explanation.constant("model", model.ref)
+    explanation.constant("method", explained.method)
+    explanation.constant("output_space", model.output_space)
+    explanation.constant("base_value", float(explained.base_value))
+    explanation.column("output_value", "f64", raw)
+    explanation.items(
+        "contributions",
+        fragments=[encoded(name) + b":" for name in names],
+        values=per_feature,
+        brackets=b"{}",
     )
-    return reasons
+    explanation.items("top_features", fragments=[encoded(name) for name in names], index=top)
+    explanation.column("additivity_error", "f64", errors)
+    return explanation.render(len(raw))

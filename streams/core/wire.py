@@ -1,126 +1,134 @@
-"""The scoring core's output records as msgspec structs, encoded a whole batch at a time.
+"""The scoring core's output records, rendered a whole batch at a time from columns.
 
-A decision and an explanation are built as :class:`DecisionRecord` and
-:class:`ExplanationRecord`: typed structs, as cheap to build as a tuple, whose fields are
-those of :class:`schemas.contracts.Decision` and :class:`~schemas.contracts.Explanation` in
-the same order. :func:`encode_records` gives each record's JSON bytes (one C-level call per
-record, no Python per record); :func:`as_dicts` gives the plain dicts the contracts validate.
-A value every record of a batch shares (the model, the thresholds, ...) is encoded once, by
-:func:`shared`, and each record's JSON copies its bytes. An explanation's contributions are
-a struct too, made once per feature spec by :func:`contributions_type`, so a row of floats
-becomes an object keyed by feature name without a dict per event. Records hold no reference
-cycles, so none is tracked by the garbage collector (``gc=False``): a batch's thousands of
-records do not trigger collections.
+A decision or an explanation is a JSON object whose fields are those of
+:class:`schemas.contracts.Decision` or :class:`~schemas.contracts.Explanation`, in the same
+order. Building one Python object per record and encoding it is the hot path's floor in
+CPython, so a batch's records are not built one by one: a :class:`Template` lists a record's
+fields, each either a constant (the model, the thresholds, the batch's ``scored_at``: the same
+for every record, encoded once) or a column of the batch (event ids, scores, a matrix of
+contributions), and :func:`Template.render` hands the columns to the compiled renderer
+(:mod:`streams.core._render`, in Rust), which writes every record's JSON in one call.
 
->>> Contributions = contributions_type(("salary", "car"))
->>> reason = ReasonRecord("RC_CAR", "car", "car raised the risk", 0.5)
->>> encode_records([reason, Contributions(1.0, -0.25)])
-[b'{"code":"RC_CAR","feature":"car","text":"car raised the risk","contribution":0.5}', \
-b'{"salary":1.0,"car":-0.25}']
->>> as_dicts([Contributions(1.0, -0.25)])
-[{'salary': 1.0, 'car': -0.25}]
->>> salary = shared(1.0)  # encoded once, for every record of a batch
->>> encode_records([Contributions(salary, -0.25)]) == encode_records([Contributions(1.0, -0.25)])
-True
->>> as_dicts([Contributions(salary, -0.25)])
-[{'salary': 1.0, 'car': -0.25}]
+>>> import numpy as np
+>>> record = Template()
+>>> record.constant("schema_version", 1)
+>>> record.column("event_id", "str", ["e-1", 'e-"2"'])
+>>> record.column("score", "f64", np.array([0.25, float("nan")]))
+>>> record.items("top", fragments=[b'"car"', b'"salary"'], index=np.array([[1, 0], [0, 1]]))
+>>> lines = record.render(2)
+>>> lines[0]
+b'{"schema_version":1,"event_id":"e-1","score":0.25,"top":["salary","car"]}'
+>>> as_dicts(lines)[1]
+{'schema_version': 1, 'event_id': 'e-"2"', 'score': None, 'top': ['car', 'salary']}
+
+The renderer's segments (:func:`streams.core._render.render`) are: ``const`` bytes, ``str``
+(a JSON string per row), ``raw`` (pre-encoded JSON per row), ``f64`` (a float column;
+non-finite is ``null``, as msgspec writes it), ``sha256`` (the hex digest of each row's
+bytes; ``sha256_wrapped``, of each row's bytes between a prefix and a suffix), ``strmap``
+(an object of str to str per row) and ``items`` (a list of fragments per row, each
+optionally followed by a float: reason codes, top features, contributions).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import lru_cache
 from typing import Any, Final
 
 import msgspec
+import numpy as np
 
-__all__ = [
-    "DecisionRecord",
-    "ExplanationRecord",
-    "ReasonRecord",
-    "as_dicts",
-    "contributions_type",
-    "encode_records",
-    "shared",
-]
+from streams.core._render import render
 
-_ENCODER: Final = msgspec.json.Encoder()
+__all__ = ["Template", "as_dicts", "encoded"]
+
+_ENCODE: Final = msgspec.json.Encoder().encode
 _DECODE: Final = msgspec.json.Decoder().decode
 
 
-class ReasonRecord(msgspec.Struct, gc=False):
-    """One principal reason of an adverse decision (:class:`schemas.contracts.ReasonCode`)."""
-
-    code: str
-    feature: str
-    text: str
-    contribution: float
+def encoded(value: Any) -> bytes:
+    """``value`` as JSON bytes (a constant of a :class:`Template`, a fragment of an item)."""
+    return _ENCODE(value)
 
 
-class DecisionRecord(msgspec.Struct, gc=False):
-    """A decision, field for field :class:`schemas.contracts.Decision`; ``thresholds``,
-    ``model`` and ``latency_ms``, the same for a whole batch, are :func:`shared`."""
+class Template:
+    """One record's fields in order: constants, columns of the batch, and lists of items.
 
-    schema_version: int
-    event_id: str
-    entity_id: str
-    decision: str
-    score: float
-    thresholds: msgspec.Raw
-    reason_codes: list[ReasonRecord]
-    model: msgspec.Raw
-    input_hash: str
-    event_time: str
-    context: dict[str, str]
-    scored_at: str
-    latency_ms: msgspec.Raw
-    shadow: bool
+    Adjacent constants are merged into one segment, so a record costs the renderer one copy
+    per constant run and one write per column value.
+    """
+
+    def __init__(self) -> None:
+        self._segments: list[tuple[Any, ...]] = []
+        self._pending = bytearray(b"{")  # constant bytes not yet made a segment
+        self._fields = 0
+
+    def _key(self, name: str) -> None:
+        if self._fields:
+            self._pending += b","
+        self._pending += _ENCODE(name) + b":"
+        self._fields += 1
+
+    def _flush(self) -> None:
+        self._segments.append(("const", bytes(self._pending)))
+        self._pending = bytearray()
+
+    def constant(self, name: str, value: Any) -> None:
+        """A field whose value every record of the batch shares."""
+        self._key(name)
+        self._pending += _ENCODE(value)
+
+    def column(self, name: str, kind: str, values: Any) -> None:
+        """A field with one value per record: ``kind`` is a renderer segment (``str``,
+        ``raw``, ``f64``, ``sha256``, ``strmap``); an ``f64`` column is a 1-D array."""
+        self._key(name)
+        self._flush()
+        if kind == "f64":
+            values = np.ascontiguousarray(values, dtype=np.float64)
+        self._segments.append((kind, values))
+
+    def segment(self, name: str, segment: tuple[Any, ...]) -> None:
+        """A field rendered by a renderer segment given as it is."""
+        self._key(name)
+        self._flush()
+        self._segments.append(segment)
+
+    def items(
+        self,
+        name: str,
+        *,
+        fragments: Sequence[bytes],
+        index: np.ndarray | None = None,
+        values: np.ndarray | None = None,
+        counts: np.ndarray | None = None,
+        close: bytes = b"",
+        brackets: bytes = b"[]",
+    ) -> None:
+        """A field holding a list (or, with ``brackets=b"{}"``, an object) of items per record.
+
+        Item ``t`` of record ``i`` is ``fragments[index[i, t]]`` (``fragments[t]`` without an
+        index), then ``values[i, t]`` and ``close`` if values are given; record ``i`` has
+        ``counts[i]`` items (all of them without counts)."""
+        self._key(name)
+        self._pending += brackets[:1]
+        self._flush()
+        self._segments.append(
+            (
+                "items",
+                list(fragments),
+                None if index is None else np.ascontiguousarray(index, dtype=np.int64),
+                None if values is None else np.ascontiguousarray(values, dtype=np.float64),
+                None if counts is None else np.ascontiguousarray(counts, dtype=np.int64),
+                b",",
+                close,
+            )
+        )
+        self._pending += brackets[1:]
+
+    def render(self, count: int) -> list[bytes]:
+        """The JSON bytes of ``count`` records (every column holds ``count`` values)."""
+        return render(count, [*self._segments, ("const", bytes(self._pending) + b"}")])
 
 
-class ExplanationRecord(msgspec.Struct, gc=False):
-    """An explanation, field for field :class:`schemas.contracts.Explanation`;
-    ``contributions`` is an instance of the spec's :func:`contributions_type`; ``model``,
-    the same for a whole batch, is :func:`shared`."""
-
-    schema_version: int
-    event_id: str
-    entity_id: str
-    model: msgspec.Raw
-    method: str
-    output_space: str
-    base_value: float
-    output_value: float
-    contributions: Any
-    top_features: list[str]
-    additivity_error: float
-
-
-@lru_cache(maxsize=64)
-def contributions_type(names: tuple[str, ...]) -> type[msgspec.Struct]:
-    """A struct with one float field per feature, encoded under the feature's own name
-    (positional fields ``f0``, ``f1``, ... renamed, so any feature name is allowed)."""
-    fields = [(f"f{i}", float) for i in range(len(names))]
-    rename = {f"f{i}": name for i, name in enumerate(names)}
-    return msgspec.defstruct("Contributions", fields, rename=rename, gc=False)
-
-
-def shared(value: Any) -> msgspec.Raw:
-    """``value`` as JSON, encoded once for the many records that share it (a JSON value:
-    :func:`as_dicts` reads it back; a float must be finite)."""
-    return msgspec.Raw(_ENCODER.encode(value))
-
-
-def encode_records(records: Sequence[msgspec.Struct]) -> list[bytes]:
-    """Each record's JSON bytes."""
-    return list(map(_ENCODER.encode, records))
-
-
-def as_dicts(records: Sequence[msgspec.Struct]) -> list[dict[str, Any]]:
-    """The records as plain dicts (nested structs too, :func:`shared` fields decoded),
-    shaped as the contracts read them."""
-    converted: list[dict[str, Any]] = msgspec.to_builtins(records, builtin_types=(msgspec.Raw,))
-    for record in converted:
-        for name, value in record.items():
-            if type(value) is msgspec.Raw:
-                record[name] = _DECODE(value)
-    return converted
+def as_dicts(lines: Sequence[bytes]) -> list[dict[str, Any]]:
+    """Rendered records as plain dicts, shaped as the contracts read them."""
+    return [_DECODE(line) for line in lines]

@@ -22,6 +22,8 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
+from itertools import chain, repeat
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 from models.featurespec import Reject
@@ -46,6 +48,8 @@ if TYPE_CHECKING:
     from streams.engine.model_watch import ServingModels
 
 _REASON_HEADER, _OFFSET_HEADER = DEAD_LETTER_HEADERS
+_PARTITION, _OFFSET = attrgetter("partition"), attrgetter("offset")
+"""A :class:`ConsumedRecord`'s partition and offset (C-level getters, for whole batches)."""
 
 
 class BatchProcessor:
@@ -75,10 +79,14 @@ class BatchProcessor:
         serving = self.serving()
         decoded = decode_events([r.value for r in records])
         started = time.perf_counter()
-        scored = score_batch(serving.champion, decoded.events, received_at=received)
+        scored = score_batch(serving.champion, decoded.columns, received_at=received)
         shadow = (
             score_batch(
-                serving.challenger, decoded.events, received_at=received, shadow=True, explain=False
+                serving.challenger,
+                decoded.columns,
+                received_at=received,
+                shadow=True,
+                explain=False,
             )
             if serving.challenger is not None
             else None
@@ -97,7 +105,7 @@ class BatchProcessor:
         rejects = [(r.index, r.reason, r.detail) for r in decoded.rejects]
         rejects += [(decoded.rows[r.index], r.reason, r.detail) for r in scored.rejects]
         outputs += self._dead_letters(records, rejects)
-        self.metrics.events.labels("scored").inc(len(scored.records))
+        self.metrics.events.labels("scored").inc(len(scored.rows))
         self.metrics.events.labels("rejected").inc(len(rejects))
         for label, count in Counter(scored.labels).items():
             self.metrics.decisions.labels(label).inc(count)
@@ -118,14 +126,18 @@ class BatchProcessor:
         carry: nothing is read from the events again."""
         assert self.monitors is not None
         times, rows = decoded.event_times, decoded.rows
-        sources = [records[rows[i]] for i in scored.rows]
+        if len(scored.rows) == len(records):  # every record scored: nothing to select
+            sources = records
+        else:
+            times = list(map(times.__getitem__, scored.rows))
+            sources = list(map(records.__getitem__, map(rows.__getitem__, scored.rows)))
         return self.monitors.observe(
             champion,
             scored,
-            [times[i] for i in scored.rows],
-            [decision.context for decision in scored.records],
-            [source.partition for source in sources],
-            [source.offset for source in sources],
+            times,
+            scored.contexts,
+            list(map(_PARTITION, sources)),
+            list(map(_OFFSET, sources)),
         )
 
     def _dead_letters(
@@ -144,15 +156,13 @@ def _scored_outputs(
     once and shared by its two outputs.
     """
     decisions, explanations = scored.encoded()  # a shadow batch has no explanations
-    outputs: list[Output] = []
-    append = outputs.append
-    for i, record in enumerate(scored.records):
-        key = record.entity_id.encode()
-        event_headers = [(EVENT_ID_HEADER, record.event_id.encode()), *headers]
-        append((topic, key, decisions[i], event_headers))
-        if explanations_topic:
-            append((explanations_topic, key, explanations[i], event_headers))
-    return outputs
+    keys = list(map(str.encode, scored.entity_ids))
+    event_headers = [[(EVENT_ID_HEADER, i), *headers] for i in map(str.encode, scored.event_ids)]
+    decided = zip(repeat(topic), keys, decisions, event_headers)
+    if not explanations_topic:
+        return list(decided)
+    explained = zip(repeat(explanations_topic), keys, explanations, event_headers)
+    return list(chain.from_iterable(zip(decided, explained, strict=True)))
 
 
 def dead_letter_outputs(
