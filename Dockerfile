@@ -1,5 +1,21 @@
 # The scorer as a container: `docker build -t streaming-scorer .`, then `scorer serve` by default.
 # infra/docker-compose.yml runs it next to Apache Kafka, Prometheus and Grafana.
+
+# The wheel, with the record renderer compiled (native/render, Rust): only this stage has a
+# compiler; the image the scorer runs in gets the wheel alone.
+FROM python:3.11-slim AS build
+RUN apt-get update && apt-get install -y --no-install-recommends curl ca-certificates gcc libc6-dev \
+    && rm -rf /var/lib/apt/lists/* \
+    && curl -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal
+ENV PATH=/root/.cargo/bin:$PATH
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY native ./native
+COPY schemas ./schemas
+COPY models ./models
+COPY streams ./streams
+RUN pip wheel --no-deps --wheel-dir /wheels .
+
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -11,12 +27,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     SCORER_TOPICS_FILE=/app/infra/topics.yaml \
     SCORER_METRICS_PORT=9464
 
-WORKDIR /src
-COPY pyproject.toml README.md ./
-COPY schemas ./schemas
-COPY models ./models
-COPY streams ./streams
-RUN pip install . && rm -rf /src
+COPY --from=build /wheels /wheels
+RUN pip install /wheels/*.whl && rm -rf /wheels
 
 # SCORER_HOME holds what the installed package reads from a checkout: the topic specs.
 WORKDIR /app
