@@ -172,7 +172,7 @@ fn write_str(out: &mut Vec<u8>, s: &str) {
 /// The shortest round-trip decimal; `null` for NaN and infinities, as msgspec writes them.
 fn write_f64(out: &mut Vec<u8>, x: f64) {
     if x.is_finite() {
-        out.extend_from_slice(ryu::Buffer::new().format_finite(x).as_bytes());
+        out.extend_from_slice(zmij::Buffer::new().format_finite(x).as_bytes());
     } else {
         out.extend_from_slice(b"null");
     }
