@@ -26,7 +26,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import partial
+from functools import lru_cache, partial
 from typing import Any
 
 import numpy as np
@@ -237,32 +237,61 @@ def _per_feature(model: ScoringModel, explained: Any) -> np.ndarray:
     return np.asarray(model.spec.sum_per_feature(contributions), dtype=np.float64)
 
 
+@dataclass(frozen=True)
+class _Fragments:
+    """A feature spec's constant pieces of JSON, encoded once per spec and reason texts."""
+
+    reasons: list[bytes]
+    """Per feature, a reason code up to its contribution: ``{"code":...,"contribution":``."""
+    keys: list[bytes]
+    """Per feature, its name as an object key: ``"salary":``."""
+    names: list[bytes]
+    """Per feature, its name as a JSON string."""
+
+
+@lru_cache(maxsize=64)
+def _fragments(names: tuple[str, ...], texts: tuple[str, ...]) -> _Fragments:
+    reasons = [
+        encoded({"code": f"RC_{name.upper()}", "feature": name, "text": text})[:-1]
+        + b',"contribution":'
+        for name, text in zip(names, texts, strict=True)
+    ]
+    return _Fragments(reasons, [encoded(name) + b":" for name in names], list(map(encoded, names)))
+
+
+def _fragments_of(model: ScoringModel) -> _Fragments:
+    names, texts = model.spec.names, model.manifest.reason_texts
+    return _fragments(
+        tuple(names), tuple(texts.get(name, f"{name} raised the risk") for name in names)
+    )
+
+
 def _reason_codes(
     decision: Template, model: ScoringModel, labels: list[str], per_feature: np.ndarray
 ) -> None:
     """The decisions' reason codes: for an adverse decision the features that pushed it
     most, largest first, while each is material (see the module doc); none otherwise."""
-    names = model.spec.names
-    count, width = len(labels), min(MAX_REASON_CODES, len(names))
-    order = np.zeros((count, width), dtype=np.int64)
-    values = np.zeros((count, width), dtype=np.float64)
-    kept = np.zeros(count, dtype=np.int64)
+    count, width = len(labels), min(MAX_REASON_CODES, per_feature.shape[1])
     adverse = np.flatnonzero(np.fromiter(map(_ADVERSE, labels), dtype=bool, count=count))
-    if adverse.size:
-        pushed = per_feature[adverse]
-        ranked = np.argsort(-pushed, axis=1, kind="stable")[:, :width]
-        largest = np.take_along_axis(pushed, ranked, axis=1)
-        order[adverse], values[adverse] = ranked, largest
-        # largest first, so the material ones are a prefix of each row
-        kept[adverse] = (largest >= material_floor(pushed)[:, None]).sum(axis=1)
-    texts = model.manifest.reason_texts
-    prefixes = [
-        encoded({"code": f"RC_{name.upper()}", "feature": name,
-                 "text": texts.get(name, f"{name} raised the risk")})[:-1] + b',"contribution":'
-        for name in names
-    ]  # fmt: skip
+    pushed = per_feature[adverse]
+    ranked = np.argsort(-pushed, axis=1, kind="stable")[:, :width]
+    largest = pushed[np.arange(adverse.size)[:, None], ranked]
+    # largest first, so the material ones are a prefix of each row
+    material = (largest >= material_floor(pushed)[:, None]).sum(axis=1)
+    if adverse.size == count:  # every decision adverse: the rows are the batch's
+        order, values, kept = ranked, largest, material
+    else:
+        order = np.zeros((count, width), dtype=np.int64)
+        values = np.zeros((count, width), dtype=np.float64)
+        kept = np.zeros(count, dtype=np.int64)
+        order[adverse], values[adverse], kept[adverse] = ranked, largest, material
     decision.items(
-        "reason_codes", fragments=prefixes, index=order, values=values, counts=kept, close=b"}"
+        "reason_codes",
+        fragments=_fragments_of(model).reasons,
+        index=order,
+        values=values,
+        counts=kept,
+        close=b"}",
     )
 
 
@@ -274,7 +303,7 @@ def _explanations(
     per_feature: np.ndarray,
 ) -> list[bytes]:
     """The batch's explanation records: contributions per feature, the largest first."""
-    names = model.spec.names
+    fragments = _fragments_of(model)
     errors = np.abs(explained.base_value + explained.contributions.sum(axis=1) - raw)
     top = np.argsort(-np.abs(per_feature), axis=1, kind="stable")[:, :MAX_TOP_FEATURES]
     explanation = Template()
@@ -288,10 +317,10 @@ def _explanations(
     explanation.column("output_value", "f64", raw)
     explanation.items(
         "contributions",
-        fragments=[encoded(name) + b":" for name in names],
+        fragments=fragments.keys,
         values=per_feature,
         brackets=b"{}",
     )
-    explanation.items("top_features", fragments=[encoded(name) for name in names], index=top)
+    explanation.items("top_features", fragments=fragments.names, index=top)
     explanation.column("additivity_error", "f64", errors)
     return explanation.render(len(raw))
