@@ -890,3 +890,33 @@ def test_columns_from_events_and_take() -> None:
 def test_the_public_names_are_declared() -> None:
     assert "EventColumns" in decode.__all__
     assert all(hasattr(decode, name) for name in decode.__all__)
+
+
+@pytest.mark.parametrize(
+    "name", ["", "x" * (MAX_FEATURE_NAME_LENGTH + 1), "é" * (MAX_FEATURE_NAME_LENGTH + 1)]
+)
+def test_a_feature_name_the_contract_refuses_is_judged_alone_in_a_batch_decoded_whole(
+    name: str,
+) -> None:
+    values = [encode(event(event_id=f"e-{i}")) for i in range(7)]
+    values[4] = encode(with_features(**{name: 1.0}))
+    assert contract_reason(values[4]) is not None
+    assert ordinary(values)
+    batch = decode_events(values)
+    assert_same_batch(batch, decode._decode_each(values, 1_048_576))
+    assert [r.index for r in batch.rejects] == [4] and 4 not in batch.rows
+
+
+def test_only_the_features_an_event_keeps_have_their_names_checked() -> None:
+    """Of duplicate keys the last counts, for the contract and for the typed mirror: a
+    refused name in an overridden ``features`` object does not refuse the event."""
+    long_name = "x" * (MAX_FEATURE_NAME_LENGTH + 1)
+    raw = encode(VALID)[:-1] + b', "features": {"%s": 1.0}, "features": {"salary": 1.0}}' % (
+        long_name.encode()
+    )
+    assert contract_reason(raw) is None
+    values = [encode(VALID), raw]
+    assert ordinary(values)
+    batch = decode_events(values)
+    assert_same_batch(batch, decode._decode_each(values, 1_048_576))
+    assert batch.rows == [0, 1] and batch.columns.features[1] == {"salary": 1.0}
