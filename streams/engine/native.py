@@ -28,7 +28,8 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Sequence
+from operator import attrgetter
 from typing import Any, Final
 
 from confluent_kafka import (
@@ -61,6 +62,8 @@ UNACKNOWLEDGED_AFTER_S = 30.0
 """Outputs waiting longer than this for the broker make the engine report itself not ready."""
 ANY_PARTITION: Final = -1
 """librdkafka's RD_KAFKA_PARTITION_UA: the producer's partitioner chooses (by key)."""
+_TOPIC_PARTITION, _OFFSET = attrgetter("topic", "partition"), attrgetter("offset")
+_TIMESTAMP_MS = attrgetter("timestamp_ms")
 ABORT_TIMEOUT_S = 10.0
 """Longest wait for an abort before the transactional producer is replaced."""
 PRODUCER_THROUGHPUT: Final[dict[str, Any]] = {
@@ -189,7 +192,7 @@ class NativeEngine(Service):
         outputs = self.processor.process(records)
 
         last = last_offsets(records)
-        oldest = min(r.timestamp_ms for r in records) / 1000.0
+        oldest = min(map(_TIMESTAMP_MS, records)) / 1000.0
         if self.exactly_once:
             self._produce_transaction(outputs, last)
             self.metrics.end_to_end_seconds.observe(max(0.0, time.time() - oldest))
@@ -424,12 +427,15 @@ def transactional_id(settings: Settings) -> str:
     return f"{settings.group_id}-{suffix}"
 
 
-def last_offsets(records: Iterable[ConsumedRecord]) -> dict[tuple[str, int], int]:
-    """The offset of each partition's last record in a batch (in consumption order)."""
-    last: dict[tuple[str, int], int] = {}
-    for record in records:
-        last[(record.topic, record.partition)] = record.offset
-    return last
+def last_offsets(records: Sequence[ConsumedRecord]) -> dict[tuple[str, int], int]:
+    """The offset of each partition's last record in a batch (in consumption order: a
+    later pair replaces an earlier one, with C-level calls only).
+
+    >>> batch = [ConsumedRecord(b"", None, "e", 0, 7, 0), ConsumedRecord(b"", None, "e", 1, 3, 0)]
+    >>> last_offsets([*batch, ConsumedRecord(b"", None, "e", 0, 9, 0)])
+    {('e', 0): 9, ('e', 1): 3}
+    """
+    return dict(zip(map(_TOPIC_PARTITION, records), map(_OFFSET, records), strict=True))
 
 
 def transaction_offsets(last: dict[tuple[str, int], int]) -> list[TopicPartition]:
