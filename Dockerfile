@@ -1,7 +1,7 @@
 # The scorer as a container: `docker build -t streaming-scorer .`, then `scorer serve` by default.
 # infra/docker-compose.yml runs it next to Apache Kafka, Prometheus and Grafana.
 
-# The wheel, with the record renderer compiled (native/render, Rust): only this stage has a
+# The wheel, with the hot path's helpers compiled (native/, Rust): only this stage has a
 # compiler; the image the scorer runs in gets the wheel alone.
 FROM python:3.11-slim AS build
 RUN apt-get update && apt-get install -y --no-install-recommends curl ca-certificates gcc libc6-dev \

@@ -14,8 +14,8 @@ help:  ## list the targets
 
 setup: $(VENV)/.installed $(KAFKA_JARS)  ## virtual environment, Python packages, Kafka jars
 
-$(VENV)/.installed: pyproject.toml native/render/Cargo.toml native/render/Cargo.lock \
-		$(wildcard native/render/src/*.rs)
+$(VENV)/.installed: pyproject.toml native/Cargo.toml native/Cargo.lock \
+		$(wildcard native/src/*.rs)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
 	@command -v cargo >/dev/null || { echo "cargo not found: install Rust (rustup)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)

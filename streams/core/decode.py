@@ -76,6 +76,7 @@ from schemas.contracts import (
     reject_reason_for,
     validation_detail,
 )
+from streams.core._native import rfc3339_seconds
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
@@ -104,11 +105,7 @@ _RFC3339: Final = re.compile(
     r"T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{1,9})?"
     r"(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])"
 )
-# The same pattern once per line: a whole batch's timestamps, joined by "\n", checked in one
-# call (the pattern matches no "\n", so each line must be one whole timestamp).
-_RFC3339_LINES: Final = re.compile(f"(?:(?:{_RFC3339.pattern})\n)*(?:{_RFC3339.pattern})")
 _FROM_ISO: Final = datetime.fromisoformat
-_TIMESTAMP: Final = datetime.timestamp
 _ONLY_BYTES: Final = frozenset({bytes})
 _MAX_JUDGED: Final = 64
 """Values the typed mirror refuses that a batch still decoded whole judges one by one."""
@@ -480,13 +477,8 @@ def _decode_ordinary(values: Sequence[bytes | None], max_bytes: int) -> DecodedB
         if not fast or len(refused) > _MAX_JUDGED:
             return None
     times = [event.event_time for event in fast]
-    joined = "\n".join(times)
-    # a timestamp holding a "\n" would be two lines: count them first
-    if joined.count("\n") != len(times) - 1 or _RFC3339_LINES.fullmatch(joined) is None:
-        return None
-    try:
-        seconds = list(map(_TIMESTAMP, map(_FROM_ISO, times)))
-    except ValueError:  # no such day in that month
+    seconds = rfc3339_seconds(times)  # None unless every time passes the fast check
+    if seconds is None:
         return None
     rejects: list[Reject] = []
     if refused:

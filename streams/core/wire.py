@@ -7,7 +7,7 @@ CPython, so a batch's records are not built one by one: a :class:`Template` list
 fields, each either a constant (the model, the thresholds, the batch's ``scored_at``: the same
 for every record, encoded once) or a column of the batch (event ids, scores, a matrix of
 contributions), and :func:`Template.render` hands the columns to the compiled renderer
-(:mod:`streams.core._render`, in Rust), which writes every record's JSON in one call.
+(:mod:`streams.core._native`, in Rust), which writes every record's JSON in one call.
 
 >>> import numpy as np
 >>> record = Template()
@@ -21,7 +21,7 @@ b'{"schema_version":1,"event_id":"e-1","score":0.25,"top":["salary","car"]}'
 >>> as_dicts(lines)[1]
 {'schema_version': 1, 'event_id': 'e-"2"', 'score': None, 'top': ['car', 'salary']}
 
-The renderer's segments (:func:`streams.core._render.render`) are: ``const`` bytes, ``str``
+The renderer's segments (:func:`streams.core._native.render`) are: ``const`` bytes, ``str``
 (a JSON string per row), ``raw`` (pre-encoded JSON per row), ``f64`` (a float column;
 non-finite is ``null``, as msgspec writes it), ``sha256`` (the hex digest of each row's
 bytes; ``sha256_wrapped``, of each row's bytes between a prefix and a suffix), ``strmap``
@@ -37,7 +37,7 @@ from typing import Any, Final
 import msgspec
 import numpy as np
 
-from streams.core._render import render
+from streams.core._native import render
 
 __all__ = ["Template", "as_dicts", "encoded"]
 

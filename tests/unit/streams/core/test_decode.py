@@ -10,6 +10,7 @@ import base64
 import copy
 import json
 import random
+import struct
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ from schemas.contracts import (
     reject_reason_for,
 )
 from streams.core import decode
+from streams.core._native import rfc3339_seconds
 from streams.core.decode import dead_letter, decode_events
 
 SEED = 20240501
@@ -920,3 +922,48 @@ def test_only_the_features_an_event_keeps_have_their_names_checked() -> None:
     batch = decode_events(values)
     assert_same_batch(batch, decode._decode_each(values, 1_048_576))
     assert batch.rows == [0, 1] and batch.columns.features[1] == {"salary": 1.0}
+
+
+def python_seconds(text: str) -> float | None:
+    """The one-by-one decoder's reading of a timestamp: its fast check, then fromisoformat."""
+    return decode._epoch_seconds(text)
+
+
+def test_the_batch_reads_timestamps_exactly_as_python_does() -> None:
+    """rfc3339_seconds (Rust) accepts a timestamp exactly when the fast check does, and gives
+    ``fromisoformat(...).timestamp()`` to the bit; beyond the years it can divide exactly
+    it gives None, and the batch is read one by one."""
+    rng = random.Random(SEED + 30)
+    times = [t for t in (random_time(rng) for _ in range(20_000)) if type(t) is str]
+    times += [
+        "2024-02-29T00:00:00Z", "2023-02-29T00:00:00Z", "2000-02-29T23:59:59.999999999Z",
+        "1900-02-29T00:00:00Z", "0001-01-01T00:00:00+23:59", "9999-12-31T23:59:59-23:59",
+        "1970-01-01T00:00:00Z", "1969-12-31T23:59:59.9999995Z", "2024-05-01T12:00:00.1234567Z",
+        "2024-05-01T12:00:00.1234567890Z", "2024-05-01T12:00:00.Z", "2024-05-01t12:00:00z",
+        "2024-05-01T12:00:00+0530", "2024-05-01T12:00:00+05:30 ", " 2024-05-01T12:00:00Z",
+        "2024-05-01T12:00:00Z\n", "２０２４-05-01T12:00:00Z", "2024-05-01T12:00:60Z",
+        "2255-06-05T23:47:34.740991Z", "2255-06-05T23:47:34.740992Z", "",
+    ]  # fmt: skip
+    mutated = []
+    for text in times[:5000]:
+        chars = list(text)
+        if chars:
+            chars[rng.randrange(len(chars))] = rng.choice("0123456789-:T.Z+ é\n")
+        mutated.append("".join(chars))
+    accepted = 0
+    for text in times + mutated:
+        expected = python_seconds(text)
+        got = rfc3339_seconds([text])
+        if expected is None:
+            assert got is None, text
+            continue
+        accepted += 1
+        if got is None:  # only where the microseconds outgrow 53 bits
+            assert abs(expected) * 1e6 >= 2**53 - 1e6, text
+            continue
+        assert struct.pack("<d", got[0]) == struct.pack("<d", expected), text
+    assert accepted > 5000
+    valid = [t for t in times if python_seconds(t) is not None and abs(python_seconds(t)) < 9e9]
+    assert rfc3339_seconds(valid) == [python_seconds(t) for t in valid]
+    assert rfc3339_seconds([*valid, "2023-02-29T00:00:00Z"]) is None
+    assert rfc3339_seconds([]) == []

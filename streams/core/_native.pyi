@@ -1,4 +1,9 @@
-"""A batch's JSON lines rendered from columns, in Rust (native/render): no Python per record.
+"""The hot path's compiled helpers (Rust, ``native/``): whole batches, no Python per event.
+
+``rfc3339_seconds(times)`` gives each timestamp's ``datetime.fromisoformat(t).timestamp()``
+if every one passes the decoder's fast timestamp check (``streams.core.decode._RFC3339`` and
+a day that exists in its month), else None (also when one lies too far from 1970 for the
+seconds to be divided exactly, beyond about 2255).
 
 ``render(count, segments)`` returns ``count`` bytes objects; line ``i`` is the concatenation
 over ``segments`` of each segment's piece for row ``i``. A segment is a tuple, tag first:
@@ -28,3 +33,4 @@ raises ``ValueError``, a wrong Python type ``TypeError``; the message names the 
 from typing import Any
 
 def render(count: int, segments: list[tuple[Any, ...]]) -> list[bytes]: ...
+def rfc3339_seconds(times: list[str]) -> list[float] | None: ...

@@ -1,4 +1,4 @@
-"""streams.core._render: JSON lines rendered from columns, checked against msgspec and Python.
+"""streams.core._native.render: JSON lines from columns, checked against msgspec and Python.
 
 Strings and string maps must be byte-equal to ``msgspec.json.encode``; floats must parse back
 bit for bit; every malformed segment must raise before a line is rendered, naming the segment.
@@ -16,7 +16,7 @@ import msgspec
 import numpy as np
 import pytest
 
-from streams.core._render import render
+from streams.core._native import render
 
 HOSTILE = [
     "",

@@ -1,9 +1,8 @@
-//! `streams.core._render`: a batch's JSON lines rendered from columns, with no Python code per
-//! record.
+//! `render`: a batch's JSON lines rendered from columns, with no Python code per record.
 //!
 //! `render(count, segments)` returns `count` bytes objects; line `i` is the concatenation over
 //! the segments of each one's piece for row `i`. The segment kinds are documented in
-//! `streams/core/_render.pyi`. Every segment is checked (types, lengths, shapes, indices) before
+//! `streams/core/_native.pyi`. Every segment is checked (types, lengths, shapes, indices) before
 //! any line is rendered, so a bad batch raises one `ValueError` or `TypeError` naming the segment
 //! and never reads out of bounds.
 //!
@@ -441,9 +440,9 @@ fn write_sha256(out: &mut Vec<u8>, parts: &[&[u8]]) {
     out.push(b'"');
 }
 
-/// Renders `count` JSON lines from columns; see `streams/core/_render.pyi`.
+/// Renders `count` JSON lines from columns; see `streams/core/_native.pyi`.
 #[pyfunction]
-fn render<'py>(
+pub fn render<'py>(
     py: Python<'py>,
     count: i64,
     segments: &Bound<'py, PyList>,
@@ -472,10 +471,4 @@ fn render<'py>(
             .zip(&ends)
             .map(|(a, &b)| PyBytes::new(py, &out[a..b])),
     )
-}
-
-#[pymodule]
-mod _render {
-    #[pymodule_export]
-    use super::render;
 }
