@@ -197,6 +197,24 @@ class FeatureSpec(BaseModel):
             offset += len(f.column_names())
         return plan
 
+    @cached_property
+    def layout(self) -> list[tuple[str, str, int, float, dict[Any, int] | None]]:
+        """Per feature, in spec order: ``(name, kind, first column, impute, lookup)``, with
+        kind ``numeric``, ``nullable`` (a numeric feature whose missing indicator is the next
+        column), ``boolean`` or ``categorical`` (``lookup``: category value -> column, as
+        :meth:`vectorise` matches it before trimming; None for the other kinds). A compiled
+        vectoriser reads the spec in this form."""
+        layout = []
+        for feature, offset, lookup in self._plan:
+            kind = feature.kind.value
+            if feature.kind is FeatureKind.NUMERIC and feature.nullable:
+                kind = "nullable"
+            categorical = feature.kind is FeatureKind.CATEGORICAL
+            layout.append(
+                (feature.name, kind, offset, feature.impute, lookup if categorical else None)
+            )
+        return layout
+
     def vectorise(self, events: Sequence[Mapping[str, Any]]) -> VectorisedBatch:
         """Turn feature mappings into a float64 matrix; invalid events become rejects.
 

@@ -3,12 +3,14 @@
 //! `streams/core/_native.pyi` for the Python side.
 //!
 //! - `render` (`render.rs`): a batch's JSON records from columns;
-//! - `rfc3339_seconds` (`rfc3339.rs`): a batch's event times checked and read in epoch seconds.
+//! - `rfc3339_seconds` (`rfc3339.rs`): a batch's event times checked and read in epoch seconds;
+//! - `dense_rows` (`vectorise.rs`): a batch's feature dicts written into a design matrix.
 
 use pyo3::prelude::*;
 
 mod render;
 mod rfc3339;
+mod vectorise;
 
 #[pymodule]
 mod _native {
@@ -16,4 +18,6 @@ mod _native {
     use super::render::render;
     #[pymodule_export]
     use super::rfc3339::rfc3339_seconds;
+    #[pymodule_export]
+    use super::vectorise::dense_rows;
 }

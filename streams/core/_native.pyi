@@ -24,6 +24,15 @@ over ``segments`` of each segment's piece for row ``i``. A segment is a tuple, t
   (float64) are C-contiguous ``count x k`` buffers or None, not both None; ``counts`` is a 1-D
   int64 buffer of ``count`` entries in ``0..k``, or None for ``k`` in every row.
 
+``dense_rows(events, layout, out)`` writes the feature dicts ``events`` into ``out``, a
+writable C-contiguous float64 buffer of ``len(events) x width`` holding zeros, laid out by
+``layout`` (:attr:`models.featurespec.FeatureSpec.layout`), and returns True; it returns False
+(``out`` then holds no meaning) unless every dict holds exactly the layout's features, each
+plainly valid: an exact float that is finite, an exact int within 2**53, None for a nullable
+numeric feature, an exact bool for a boolean one, an exact str or int found in a categorical
+feature's lookup as it is. The spec's own vectoriser gives such a batch the same matrix; it
+decides every other batch. A malformed layout or buffer raises ``ValueError``/``TypeError``.
+
 Everything is checked before a line is rendered: a list or buffer of the wrong length, shape,
 dtype or layout, a fragment index or count out of range, an unknown tag or a malformed tuple
 raises ``ValueError``, a wrong Python type ``TypeError``; the message names the segment
@@ -34,3 +43,4 @@ from typing import Any
 
 def render(count: int, segments: list[tuple[Any, ...]]) -> list[bytes]: ...
 def rfc3339_seconds(times: list[str]) -> list[float] | None: ...
+def dense_rows(events: list[Any], layout: list[tuple[Any, ...]], out: Any) -> bool: ...
