@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -80,6 +81,41 @@ def context_column(context: Context, attribute: str, n: int) -> np.ndarray:
         values = np.array([row.get(attribute, MISSING_GROUP) for row in context], dtype=str)
     values = _check(f"context {attribute!r}", values.reshape(-1), n)
     return np.where(values == "", "(empty)", values)
+
+
+def context_groups(context: Context, attribute: str, n: int) -> tuple[list[str], np.ndarray]:
+    """The distinct groups of :func:`context_column`, sorted, and each event's index into
+    them: ``np.unique(context_column(...), return_inverse=True)``, with the groups as str.
+
+    Per-event dicts of str values are grouped through a dict, in C-level calls (a numpy
+    string array costs more to build and to sort than the batch's few groups do); any
+    other context takes :func:`context_column`.
+
+    >>> groups, group_of = context_groups([{"g": "b"}, {}, {"g": "b"}, {"g": ""}], "g", 4)
+    >>> groups, group_of.tolist()
+    (['(empty)', 'b', 'unknown'], [1, 2, 1, 0])
+    """
+    if isinstance(context, list) and _ONLY_DICTS.issuperset(map(type, context)):
+        if len(context) != n:
+            raise MonitoringError(
+                f"context {attribute!r} has {len(context)} entries for {n} events"
+            )
+        first: dict[Any, int] = {}  # group -> the first event in it
+        values = map(dict.get, context, repeat(attribute), repeat(MISSING_GROUP))
+        firsts = list(map(first.setdefault, values, range(n)))
+        distinct = list(first)
+        if all(type(g) is str and not g.endswith("\0") for g in distinct):  # as numpy keeps it
+            names = ["(empty)" if g == "" else g for g in distinct]
+            groups = sorted(set(names))
+            code = {name: i for i, name in enumerate(groups)}
+            of_first = np.zeros(n, dtype=np.intp)
+            of_first[list(first.values())] = [code[name] for name in names]
+            return groups, of_first[np.asarray(firsts, dtype=np.intp)]
+    unique, inverse = np.unique(context_column(context, attribute, n), return_inverse=True)
+    return unique.tolist(), inverse.reshape(-1)
+
+
+_ONLY_DICTS = frozenset({dict})
 
 
 @dataclass(frozen=True, eq=False, repr=False)

@@ -40,8 +40,7 @@ from models.fairness import (
 from models.policy import ADVERSE_DECISIONS
 from schemas.contracts import SCHEMA_VERSION
 from streams.monitoring.alerts import drift_window
-from streams.monitoring.base import count_by_window
-from streams.monitoring.batch import LabelledBatch, ObservedBatch, context_column
+from streams.monitoring.batch import LabelledBatch, ObservedBatch, context_groups
 from streams.monitoring.summary import Stream, WindowSummary
 
 Basis = Literal["decisions", "outcomes"]
@@ -76,20 +75,23 @@ class FairnessMonitor:
     def count(
         self, batch: ObservedBatch | LabelledBatch, position: np.ndarray, windows: int
     ) -> dict[str, np.ndarray]:
-        groups, group_of = np.unique(
-            context_column(batch.context, self.attribute, len(batch)), return_inverse=True
-        )
-        favourable = ~np.isin(batch.decisions, list(ADVERSE_DECISIONS))
-        columns = [np.ones(len(batch), dtype=bool), favourable]
+        """Per group, the window counts of ``self.cells`` cells: events and favourable ones
+        (and on the labels stream good, good and favourable, bad, bad and favourable), all
+        from one ``np.bincount`` over (window, group, label, favourable)."""
+        groups, group_of = context_groups(batch.context, self.attribute, len(batch))
+        favourable = (~np.isin(batch.decisions, list(ADVERSE_DECISIONS))).astype(np.intp)
+        size = len(groups)
+        label = batch.labels.astype(np.intp) if isinstance(batch, LabelledBatch) else 0
+        cell = ((position * size + group_of) * 2 + label) * 2 + favourable
+        counts = np.bincount(cell, minlength=windows * size * 4).reshape(windows, size, 2, 2)
+        counts = counts.astype(np.int64)  # (windows, groups, label good/bad, unfavourable/fav.)
+        by_favour = counts.sum(axis=2)
+        columns = [by_favour.sum(axis=-1), by_favour[..., 1]]
         if isinstance(batch, LabelledBatch):
-            good, bad = batch.labels == 0, batch.labels == 1
-            columns += [good, good & favourable, bad, bad & favourable]
-        cells = len(groups)
-        stacked = np.stack(
-            [count_by_window(position[mask], group_of[mask], windows, cells) for mask in columns],
-            axis=-1,
-        )  # (windows, groups, cells)
-        return {self._name(str(g)): stacked[:, i, :] for i, g in enumerate(groups.tolist())}
+            good, bad = counts[:, :, 0, :], counts[:, :, 1, :]
+            columns += [good.sum(axis=-1), good[..., 1], bad.sum(axis=-1), bad[..., 1]]
+        stacked = np.stack(columns, axis=-1)  # (windows, groups, cells)
+        return {self._name(g): stacked[:, i, :] for i, g in enumerate(groups)}
 
     def rates(self, summary: WindowSummary) -> GroupRates:
         """Per group: count, selection_rate, labelled, tpr, fpr (as models.fairness)."""

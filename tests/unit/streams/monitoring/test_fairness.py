@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
 from models.fairness import fairness_summary
 from models.policy import ADVERSE_DECISIONS
 from schemas.contracts import FairnessReport
+from schemas.errors import MonitoringError
 from streams.monitoring import LabelledBatch, MonitorConfig, MonitorSet, ObservedBatch
+from streams.monitoring.batch import context_column, context_groups
+from streams.monitoring.fairness_window import FairnessMonitor
 from tests.support.synthetic import T0, SyntheticModel
 
 CONFIG = MonitorConfig(window_seconds=1000.0, lateness_seconds=0.0, event_partitions=1)
@@ -140,3 +145,78 @@ def test_missing_attribute_is_its_own_group(synthetic: SyntheticModel) -> None:
     records = monitors.observe(events) + monitors.flush()
     found = report(records, "decisions")
     assert {g["group"]: g["count"] for g in found["groups"]} == {"a": 200, "unknown": 100}
+
+
+class _Row(dict):
+    pass
+
+
+CONTEXTS: dict[str, Any] = {
+    "plain": [{"g": "b"}, {"g": "a"}, {"g": "b"}, {"g": "c"}],
+    "missing and empty": [{}, {"g": ""}, {"g": "(empty)"}, {"g": "unknown"}, {"other": "x"}],
+    "not str": [{"g": 3}, {"g": "3"}, {"g": None}, {"g": 2.5}],
+    "trailing nul": [{"g": "a\0"}, {"g": "a"}],
+    "not dicts": [{"g": "a"}, {"g": "b"}, _Row(g="a")],
+    "columns": {"g": ["b", "a", "", "b"]},
+    "none": None,
+    "unicode": [{"g": "é"}, {"g": "e"}, {"g": "\U0001f600"}, {"g": "Z"}],
+}
+
+
+@pytest.mark.parametrize("name", list(CONTEXTS))
+def test_context_groups_equal_numpys_unique_of_the_column(name: str) -> None:
+    context = CONTEXTS[name]
+    if context is None:
+        n = 4
+    elif isinstance(context, dict):
+        n = len(context["g"])
+    else:
+        n = len(context)
+    groups, group_of = context_groups(context, "g", n)
+    unique, inverse = np.unique(context_column(context, "g", n), return_inverse=True)
+    assert groups == unique.tolist()
+    assert group_of.tolist() == inverse.reshape(-1).tolist()
+
+
+def test_context_groups_refuse_a_context_of_another_length() -> None:
+    with pytest.raises(MonitoringError, match="3 entries for 4 events"):
+        context_groups([{"g": "a"}] * 3, "g", 4)
+
+
+def test_window_counts_per_group_equal_counting_each_event() -> None:
+    """The one-bincount counts against a plain loop over the events, on both streams."""
+    rng = np.random.default_rng(5)
+    n = 500
+    groups = rng.choice(["a", "b", "", "c"], n)
+    decisions = rng.choice(["approve", "review", "decline"], n)
+    labels = rng.integers(0, 2, n)
+    position = rng.integers(0, 3, n)
+    context = [{"g": str(g)} for g in groups]
+    options: dict[str, Any] = dict(min_group_count=10, di_threshold=0.8, model={}, clock=None)
+    monitor = FairnessMonitor("g", "labels", **options)
+    batch = LabelledBatch(
+        scores=rng.random(n), decisions=decisions, labels=labels,
+        label_time=T0 + np.arange(n), partition=np.zeros(n), offset=np.arange(n),
+        context=context,
+    )  # fmt: skip
+    counted = monitor.count(batch, position, 3)
+    expected: dict[str, np.ndarray] = {}
+    for i in range(n):
+        name = monitor._name(str(groups[i]) or "(empty)")
+        cells = expected.setdefault(name, np.zeros((3, 6), dtype=np.int64))
+        favourable = decisions[i] not in ADVERSE_DECISIONS
+        good, bad = labels[i] == 0, labels[i] == 1
+        flags = [True, favourable, good, good and favourable, bad, bad and favourable]
+        cells[position[i]] += np.array(flags, dtype=np.int64)
+    assert counted.keys() == expected.keys()
+    for name, cells in expected.items():
+        assert counted[name].dtype == np.int64
+        assert counted[name].tolist() == cells.tolist()
+    events = FairnessMonitor("g", "events", **options)
+    observed = ObservedBatch(
+        np.zeros((n, 1)), batch.scores, decisions, T0 + np.arange(n), np.zeros(n),
+        np.arange(n), context,
+    )  # fmt: skip
+    assert {k: v.tolist() for k, v in events.count(observed, position, 3).items()} == {
+        k: v[:, :2].tolist() for k, v in expected.items()
+    }
