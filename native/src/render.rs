@@ -6,7 +6,7 @@
 //! any line is rendered, so a bad batch raises one `ValueError` or `TypeError` naming the segment
 //! and never reads out of bounds.
 //!
-//! Segments holding Python objects (`str`, `raw`, `sha256`, `strmap`, the items' fragments) are
+//! Segments holding Python objects (`str`, `raw`, `sha256`, `sha256_objects`, `strmap`, the items' fragments) are
 //! turned into `Pieces`, one contiguous buffer of pre-rendered bytes per segment, while they are
 //! read; numbers are formatted as the lines are rendered.
 
@@ -361,8 +361,7 @@ fn tag_and_fields<'a, 'py>(
     };
     let tag = text(tag, || "the tag".into())?;
     let arity = match tag {
-        "const" | "str" | "raw" | "f64" | "sha256" | "strmap" => 1,
-        "sha256_wrapped" => 3,
+        "const" | "str" | "raw" | "f64" | "sha256" | "sha256_objects" | "strmap" => 1,
         "items" => 6,
         _ => return Err(PyValueError::new_err(format!("unknown tag {tag:?}"))),
     };
@@ -394,14 +393,14 @@ fn fields(tag: &str, args: &[Bound<'_, PyAny>], count: usize) -> PyResult<Segmen
             Ok(())
         })
         .map(Segment::Column),
-        "sha256_wrapped" => {
-            let before = bytes(&args[1], || "before".into())?;
-            let after = bytes(&args[2], || "after".into())?;
-            column(&args[0], "values", rows, |out, item, row| {
-                write_sha256(out, &[before, bytes(item, || format!("row {row}"))?, after]);
-                Ok(())
-            })
-            .map(Segment::Column)
+        "sha256_objects" => {
+            let array = bytes(&args[0], || "the array".into())?;
+            let mut pieces = Pieces::with_capacity(count);
+            for object in flat_objects(array, count)? {
+                write_sha256(&mut pieces.data, &[object]);
+                pieces.end();
+            }
+            Ok(Segment::Column(pieces))
         }
         "strmap" => column(&args[0], "values", rows, |out, item, row| {
             let dict = item.cast::<PyDict>().map_err(|_| {
@@ -425,6 +424,48 @@ fn fields(tag: &str, args: &[Bound<'_, PyAny>], count: usize) -> PyResult<Segmen
         }
         _ => parse_items(args, count).map(Segment::Items),
     }
+}
+
+/// The `count` objects of the JSON array `array` of flat objects, cut at each `},{` (which
+/// must occur exactly `count - 1` times, so never inside a string).
+fn flat_objects(array: &[u8], count: usize) -> PyResult<Vec<&[u8]>> {
+    let wrong = || {
+        PyValueError::new_err(format!(
+            "the array must be [{{...}},...] of {count} objects with \"}},{{\" only between them"
+        ))
+    };
+    if count == 0 {
+        return if array == b"[]" {
+            Ok(Vec::new())
+        } else {
+            Err(wrong())
+        };
+    }
+    let inner = match array {
+        [b'[', inner @ .., b']'] if inner.first() == Some(&b'{') && inner.last() == Some(&b'}') => {
+            inner
+        }
+        _ => return Err(wrong()),
+    };
+    let mut objects = Vec::with_capacity(count);
+    let mut start = 0;
+    for cut in inner
+        .windows(3)
+        .enumerate()
+        .filter(|(_, w)| w == b"},{")
+        .map(|(i, _)| i)
+    {
+        if objects.len() + 1 == count {
+            return Err(wrong());
+        }
+        objects.push(&inner[start..=cut]);
+        start = cut + 2;
+    }
+    objects.push(&inner[start..]);
+    if objects.len() != count {
+        return Err(wrong());
+    }
+    Ok(objects)
 }
 
 /// `"` + the lowercase hex sha256 of the concatenated `parts` + `"`.
@@ -455,20 +496,15 @@ pub fn render<'py>(
         .map(|(n, s)| parse_segment(n, &s, count))
         .collect::<PyResult<Vec<_>>>()?;
 
-    // Every line into one buffer, then one bytes object per line.
-    let mut out = Vec::with_capacity(count * 256);
-    let mut ends = Vec::with_capacity(count);
+    // Each line into one reused buffer (it stays in cache), then copied into its bytes.
+    let mut line = Vec::with_capacity(4096);
+    let mut lines = Vec::with_capacity(count);
     for row in 0..count {
+        line.clear();
         for segment in &segments {
-            segment.write(&mut out, row);
+            segment.write(&mut line, row);
         }
-        ends.push(out.len());
+        lines.push(PyBytes::new(py, &line));
     }
-    let starts = std::iter::once(0).chain(ends.iter().copied());
-    PyList::new(
-        py,
-        starts
-            .zip(&ends)
-            .map(|(a, &b)| PyBytes::new(py, &out[a..b])),
-    )
+    PyList::new(py, lines)
 }

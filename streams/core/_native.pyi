@@ -14,8 +14,9 @@ over ``segments`` of each segment's piece for row ``i``. A segment is a tuple, t
 - ``("f64", values)``: a C-contiguous 1-D float64 buffer: the shortest round-trip number,
   ``null`` for NaN and infinities.
 - ``("sha256", values: list[bytes])``: the lowercase hex SHA-256 of each row, as a JSON string.
-- ``("sha256_wrapped", values: list[bytes], before: bytes, after: bytes)``: the same, of
-  ``before + row + after`` (pieces cut out of one larger encoding, without copying them).
+- ``("sha256_objects", array: bytes)``: the same, of each object of ``array``, the JSON array
+  of the ``count`` rows' flat objects (``b"[]"`` for none), cut at each ``},{``, which must
+  occur exactly ``count - 1`` times: one encoder call for the batch, no bytes per row.
 - ``("strmap", values: list[dict[str, str]])``: a JSON object in the dict's insertion order.
 - ``("items", fragments: list[bytes], index, values, counts, sep: bytes, close: bytes)``: row
   ``i`` writes ``counts[i]`` items joined by ``sep``; item ``t`` is

@@ -228,15 +228,14 @@ def _input_hashes(features: list[dict[str, Any]]) -> tuple[Any, ...]:
     """The renderer's segment for the events' :func:`input_hash`: the sha256 of each event's
     canonical features.
 
-    orjson is called once for the whole batch (a call per event costs several times more) and
-    its array is cut between the objects: features are flat, so ``},{`` occurs exactly once
-    between two of them, and more often only inside a string value; then each event is
-    encoded by itself instead.
+    orjson is called once for the whole batch (a call per event costs several times more)
+    and the renderer cuts its array between the objects: features are flat, so ``},{``
+    occurs exactly once between two of them, and more often only inside a string value;
+    then each event is encoded by itself instead.
     """
     whole = _CANONICAL(features)
-    inner = whole[2:-2].split(b"},{")  # the objects without their braces
-    if len(inner) == len(features):
-        return ("sha256_wrapped", inner, b"{", b"}")
+    if whole.count(b"},{") == len(features) - 1:
+        return ("sha256_objects", whole)
     return ("sha256", list(map(_CANONICAL, features)))
 
 

@@ -116,11 +116,37 @@ def test_sha256_is_the_hex_digest() -> None:
     assert lines[0] == b'"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"'
 
 
-def test_sha256_wrapped_hashes_each_row_between_before_and_after() -> None:
-    inputs = [b"", b'"a":1', b'"b":"},{"']
-    lines = one_segment(("sha256_wrapped", inputs, b"{", b"}"), 3)
-    expected = [hashlib.sha256(b"{" + b + b"}").hexdigest() for b in inputs]
+def test_sha256_objects_hashes_each_object_of_the_array() -> None:
+    objects = [{}, {"a": 1}, {"b": "x", "c": [1]}]
+    array = json.dumps(objects, separators=(",", ":")).encode()
+    lines = one_segment(("sha256_objects", array), 3)
+    expected = [
+        hashlib.sha256(json.dumps(o, separators=(",", ":")).encode()).hexdigest() for o in objects
+    ]
     assert [json.loads(line) for line in lines] == expected
+    assert one_segment(("sha256_objects", b"[]"), 0) == []
+    assert one_segment(("sha256_objects", b'[{"a":1}]'), 1) == one_segment(
+        ("sha256", [b'{"a":1}']), 1
+    )
+
+
+@pytest.mark.parametrize(
+    ("array", "count"),
+    [
+        (b'[{"a":"},{"}]', 1),  # the cut inside a string: one cut too many
+        (b'[{"a":1},{"b":2}]', 3),
+        (b'[{"a":1},{"b":2}]', 1),
+        (b"[]", 1),
+        (b"[{}]", 0),
+        (b"{}", 1),
+        (b"[{}", 1),
+        (b"[1]", 1),
+        (b"", 1),
+    ],
+)
+def test_sha256_objects_refuses_an_array_it_cannot_cut_in_count(array: bytes, count: int) -> None:
+    with pytest.raises(ValueError, match=f"of {count} objects"):
+        one_segment(("sha256_objects", array), count)
 
 
 REASONS = [
@@ -209,8 +235,8 @@ FRAG = [b"x"]
         ([("str", ["a", b"b"])], TypeError, r"segment 0 \(str\): row 1 must be str, got bytes"),
         ([("raw", [b"a", "b"])], TypeError, r"segment 0 \(raw\): row 1 must be bytes"),
         ([("sha256", [b"a"] * 3)], ValueError, r"segment 0 \(sha256\): values has 3 items"),
-        ([("sha256_wrapped", [b"a"] * 2, b"{")], ValueError, r"takes 3 fields"),
-        ([("sha256_wrapped", [b"a"] * 2, "{", b"}")], TypeError, r"segment 0 \(sha256_wrapped\)"),
+        ([("sha256_objects", b"[{}]", b"")], ValueError, r"takes 1 fields"),
+        ([("sha256_objects", "[{},{}]")], TypeError, r"segment 0 \(sha256_objects\)"),
         ([("strmap", [{}, []])], TypeError, r"segment 0 \(strmap\): row 1 must be a dict"),
         ([("f64", [0.0, 1.0])], TypeError, r"segment 0 \(f64\): values must be a float64 buffer"),
         ([("f64", np.zeros(3))], ValueError, r"segment 0 \(f64\): .* got shape \[3\]"),
