@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 
 from models.datasets import agrawal_stream
+from models.featurespec import Feature, FeatureSpec
 from models.manifest import ModelManifest
 from schemas.contracts import DriftAlert
 from streams.monitoring import LabelledBatch, MonitorConfig, MonitorSet, ObservedBatch
+from streams.monitoring.feature_drift import FeatureDriftMonitor
 from tests.support.models import TrainModel
 from tests.support.synthetic import SyntheticModel
 
@@ -144,3 +146,31 @@ def test_agrawal_loan_shift_opens_feature_and_prediction_episodes_and_r2(agrawal
     # the escalation re-issues the same episode: one alert id per episode
     opened = [a for a in alerts if a["monitor_id"] == "prediction:score"]
     assert len({a["alert_id"] for a in opened}) == 1
+
+
+def test_a_categorical_features_cells_are_the_categories_the_events_hold() -> None:
+    """Each event's cell is the index of its category (and a boolean's is false/true),
+    read back from the one-hot design matrix."""
+    spec = FeatureSpec(
+        features=[
+            Feature(name="x", kind="numeric"),
+            Feature(name="c", kind="categorical", categories=["a", "b", "c", "d"]),
+            Feature(name="f", kind="boolean"),
+        ]
+    )
+    rng = np.random.default_rng(3)
+    chosen = rng.integers(0, 4, 300)
+    flags = rng.random(300) < 0.5
+    events = [
+        {"x": float(i), "c": "abcd"[k], "f": bool(f)}
+        for i, (k, f) in enumerate(zip(chosen, flags, strict=True))
+    ]
+    X = spec.vectorise(events).X
+    category = FeatureDriftMonitor(
+        spec.features[1], spec, {"frequencies": dict.fromkeys("abcd", 0.25), "count": 100}, 10
+    )
+    boolean = FeatureDriftMonitor(
+        spec.features[2], spec, {"frequencies": {"false": 0.5, "true": 0.5}, "count": 100}, 10
+    )
+    assert category._cells(X)[0].tolist() == chosen.tolist()
+    assert boolean._cells(X)[0].tolist() == flags.astype(int).tolist()
