@@ -6,9 +6,9 @@
 //! any line is rendered, so a bad batch raises one `ValueError` or `TypeError` naming the segment
 //! and never reads out of bounds.
 //!
-//! Segments holding Python objects (`str`, `raw`, `sha256`, `sha256_objects`, `strmap`, the items' fragments) are
-//! turned into `Pieces`, one contiguous buffer of pre-rendered bytes per segment, while they are
-//! read; numbers are formatted as the lines are rendered.
+//! Segments holding Python objects (`str`, `raw`, `sha256`, `sha256_objects`, `strmap`, the
+//! items' fragments) are turned into `Pieces`, one contiguous buffer of pre-rendered bytes per
+//! segment, while they are read; numbers are formatted as the lines are rendered.
 
 use pyo3::buffer::{Element, PyBuffer};
 use pyo3::exceptions::{PyTypeError, PyValueError};

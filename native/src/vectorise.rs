@@ -55,7 +55,7 @@ fn parse_layout<'py>(layout: &Bound<'py, PyList>, width: usize) -> PyResult<Vec<
         let column: usize = column
             .extract()
             .map_err(|_| wrong(n, "the column must be an int >= 0"))?;
-        let last = match kind.extract::<&str>()? {
+        let (kind, last_column) = match kind.extract::<&str>()? {
             "numeric" => (Kind::Numeric, column),
             "nullable" => (Kind::Nullable(impute.extract()?), column + 1),
             "boolean" => (Kind::Boolean, column),
@@ -75,13 +75,13 @@ fn parse_layout<'py>(layout: &Bound<'py, PyList>, width: usize) -> PyResult<Vec<
             }
             other => return Err(wrong(n, &format!("unknown kind {other:?}"))),
         };
-        if last.1 >= width {
+        if last_column >= width {
             return Err(wrong(n, "its column is outside the matrix"));
         }
         features.push(Feature {
             name,
             text,
-            kind: last.0,
+            kind,
             column,
         });
     }
@@ -166,8 +166,8 @@ fn fill_row(row: &mut [f64], features: &[Feature<'_>], event: &Bound<'_, PyAny>)
     Ok(true)
 }
 
-/// Fills `out` (a writable C-contiguous float64 buffer of `len(events) x width`, zeros) with
-/// the events' rows laid out by `layout`; see `streams/core/_native.pyi`.
+/// Fills `out` (a writable C-contiguous float64 buffer of `len(events) x width`) with the
+/// events' rows laid out by `layout`, every cell written; see `streams/core/_native.pyi`.
 #[pyfunction]
 pub fn dense_rows(
     py: Python<'_>,

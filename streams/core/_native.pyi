@@ -26,7 +26,7 @@ over ``segments`` of each segment's piece for row ``i``. A segment is a tuple, t
   int64 buffer of ``count`` entries in ``0..k``, or None for ``k`` in every row.
 
 ``dense_rows(events, layout, out)`` writes the feature dicts ``events`` into ``out``, a
-writable C-contiguous float64 buffer of ``len(events) x width`` holding zeros, laid out by
+writable C-contiguous float64 buffer of ``len(events) x width`` (every cell written), laid out by
 ``layout`` (:attr:`models.featurespec.FeatureSpec.layout`), and returns True; it returns False
 (``out`` then holds no meaning) unless every dict holds exactly the layout's features, each
 plainly valid: an exact float that is finite, an exact int within 2**53, None for a nullable

@@ -150,7 +150,7 @@ def _vectorise(spec: FeatureSpec, features: list[dict[str, Any]]) -> VectorisedB
     """``spec.vectorise(features)``, in one compiled call when every value is plainly valid
     (:func:`~streams.core._native.dense_rows`); the spec's own vectoriser, which gives each
     invalid event its reason, takes any other batch."""
-    X = np.zeros((len(features), len(spec.columns)))
+    X = np.empty((len(features), len(spec.columns)))
     if type(features) is list and dense_rows(features, spec.layout, X):
         return VectorisedBatch(X, list(range(len(features))), [])
     return spec.vectorise(features)

@@ -40,6 +40,7 @@ from models.fairness import (
 from models.policy import ADVERSE_DECISIONS
 from schemas.contracts import SCHEMA_VERSION
 from streams.monitoring.alerts import drift_window
+from streams.monitoring.base import count_by_window
 from streams.monitoring.batch import LabelledBatch, ObservedBatch, context_groups
 from streams.monitoring.summary import Stream, WindowSummary
 
@@ -77,14 +78,14 @@ class FairnessMonitor:
     ) -> dict[str, np.ndarray]:
         """Per group, the window counts of ``self.cells`` cells: events and favourable ones
         (and on the labels stream good, good and favourable, bad, bad and favourable), all
-        from one ``np.bincount`` over (window, group, label, favourable)."""
+        from one count over (window, group, label, favourable)."""
         groups, group_of = context_groups(batch.context, self.attribute, len(batch))
         favourable = (~np.isin(batch.decisions, list(ADVERSE_DECISIONS))).astype(np.intp)
         size = len(groups)
         label = batch.labels.astype(np.intp) if isinstance(batch, LabelledBatch) else 0
-        cell = ((position * size + group_of) * 2 + label) * 2 + favourable
-        counts = np.bincount(cell, minlength=windows * size * 4).reshape(windows, size, 2, 2)
-        counts = counts.astype(np.int64)  # (windows, groups, label good/bad, unfavourable/fav.)
+        cell = (group_of * 2 + label) * 2 + favourable
+        counts = count_by_window(position, cell, windows, size * 4).reshape(windows, size, 2, 2)
+        # (windows, groups, label good/bad, unfavourable/favourable)
         by_favour = counts.sum(axis=2)
         columns = [by_favour.sum(axis=-1), by_favour[..., 1]]
         if isinstance(batch, LabelledBatch):

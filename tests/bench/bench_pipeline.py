@@ -53,6 +53,7 @@ import json
 import os
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -835,19 +836,6 @@ def pair_shares(results: dict[str, RunResult], rounds: int) -> list[float]:
     return [x for x in shares if x is not None]
 
 
-def median(values: list[float]) -> float | None:
-    """The middle value (the mean of the two middle ones for an even count); None if empty.
-
-    >>> median([0.7, 0.9, 0.6]), median([1.0, 2.0]), median([])
-    (0.7, 1.5, None)
-    """
-    ordered = sorted(values)
-    middle = len(ordered) // 2
-    if not ordered:
-        return None
-    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=200_000,
@@ -1010,16 +998,16 @@ def report(
     ceiling, baseline = (eps_of(results.get(key)) for key in ("transport", "faust"))
     shares = pair_shares(results, args.rounds)
 
-    def ceiling_of(key: str) -> float | None:
-        """The ceiling a row is a share of: its own pair's for a later pair's row."""
-        pair = key.rpartition("-r")[2] if key.startswith(("transport-r", "logistic-r")) else ""
-        return eps_of(results.get(f"transport-r{pair}")) if pair else ceiling
-
+    pair_ceiling = {  # a later pair's rows are shares of that pair's own ceiling
+        f"{kind}-r{n}": eps_of(results.get(f"transport-r{n}"))
+        for n in range(2, args.rounds + 1)
+        for kind in ("transport", "logistic")
+    }
     print(f"{'throughput':<44}{'events':>9}{'events/s':>11}{'ceiling':>9}"
           f"{'window':>9}{'dups':>6}{'proc cpu':>10}{'broker cpu':>12}")  # fmt: skip
     for key, result in results.items():
         print(f"{labels[key]:<44}{result.events:>9,}{fmt_eps(result.eps):>11}"
-              f"{fmt_share(ratio(result.eps, ceiling_of(key))):>9}"
+              f"{fmt_share(ratio(result.eps, pair_ceiling.get(key, ceiling))):>9}"
               f"{result.window_s:>8.2f}s{result.duplicates:>6}{fmt_share(result.cpu_share):>10}"
               f"{fmt_share(result.broker_cpu_share):>12}")  # fmt: skip
         if result.problem:
@@ -1050,7 +1038,8 @@ def report(
     native = eps_of(results.get("logistic"))
     gbt, two_workers = eps_of(results.get("gbt")), eps_of(results.get("logistic-workers-2"))
     gbt_vs_logistic, workers_gain = ratio(gbt, native), ratio(two_workers, native)
-    vs_transport, vs_faust = median(shares), ratio(native, baseline)
+    vs_transport = statistics.median(shares) if shares else None
+    vs_faust = ratio(native, baseline)
     faust_engine = eps_of(results.get("faust-engine"))
     native_vs_faust_engine, faust_engine_vs_baseline = (
         ratio(native, faust_engine),
