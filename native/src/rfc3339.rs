@@ -12,7 +12,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyList, PyString};
 
 /// Microseconds since the epoch, or None if `text` does not pass the check.
-fn epoch_micros(text: &[u8]) -> Option<i64> {
+pub(crate) fn epoch_micros(text: &[u8]) -> Option<i64> {
     let digit = |i: usize| -> Option<i64> {
         let b = *text.get(i)?;
         b.is_ascii_digit().then(|| i64::from(b - b'0'))

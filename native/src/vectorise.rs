@@ -15,9 +15,9 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 
 /// Integers up to this magnitude are exactly representable as float64.
-const EXACT_INT: i64 = 1 << 53;
+pub(crate) const EXACT_INT: i64 = 1 << 53;
 
-enum Kind<'py> {
+pub(crate) enum Kind<'py> {
     Numeric,
     /// Nullable numeric: `None` writes `impute` here and 1.0 in the next column.
     Nullable(f64),
@@ -26,14 +26,17 @@ enum Kind<'py> {
     Categorical(Bound<'py, PyDict>),
 }
 
-struct Feature<'py> {
-    name: Bound<'py, PyString>,
-    text: String,
-    kind: Kind<'py>,
-    column: usize,
+pub(crate) struct Feature<'py> {
+    pub(crate) name: Bound<'py, PyString>,
+    pub(crate) text: String,
+    pub(crate) kind: Kind<'py>,
+    pub(crate) column: usize,
 }
 
-fn parse_layout<'py>(layout: &Bound<'py, PyList>, width: usize) -> PyResult<Vec<Feature<'py>>> {
+pub(crate) fn parse_layout<'py>(
+    layout: &Bound<'py, PyList>,
+    width: usize,
+) -> PyResult<Vec<Feature<'py>>> {
     let wrong = |n: usize, problem: &str| {
         PyValueError::new_err(format!(
             "layout[{n}] must be (name, kind, column, impute, lookup): {problem}"

@@ -34,6 +34,19 @@ numeric feature, an exact bool for a boolean one, an exact str or int found in a
 feature's lookup as it is. The spec's own vectoriser gives such a batch the same matrix; it
 decides every other batch. A malformed layout or buffer raises ``ValueError``/``TypeError``.
 
+``plain_events(raws, layout, limits, out)`` reads the records ``raws`` (a list of bytes) into
+``out``, a writable C-contiguous float64 buffer of ``len(raws) x width`` laid out by
+``layout`` as for ``dense_rows``, and returns ``(event_ids, entity_ids, event_times,
+contexts, seconds, versioned, canonical)``: the events' ids, times as received, context
+dicts (``{}`` when absent), times in epoch seconds (as ``rfc3339_seconds`` gives them), the
+indices of the events that carry ``schema_version``, and the JSON array of every event's
+features with sorted keys, as ``orjson.dumps(features, option=OPT_SORT_KEYS)`` writes it. It
+returns None (``out`` then holds no meaning) unless every record is plain: see
+``native/src/decode.rs``; the typed mirror of ``streams.core.decode`` then gives the same
+fields and ``dense_rows`` the same matrix. ``limits`` are the contract's ``(MAX_ID_LENGTH,
+MAX_FEATURE_NAME_LENGTH, MAX_FEATURES, MAX_FEATURE_STRING_LENGTH, MAX_CONTEXT_ENTRIES,
+MAX_CONTEXT_VALUE_LENGTH)``.
+
 Everything is checked before a line is rendered: a list or buffer of the wrong length, shape,
 dtype or layout, a fragment index or count out of range, an unknown tag or a malformed tuple
 raises ``ValueError``, a wrong Python type ``TypeError``; the message names the segment
@@ -45,3 +58,12 @@ from typing import Any
 def render(count: int, segments: list[tuple[Any, ...]]) -> list[bytes]: ...
 def rfc3339_seconds(times: list[str]) -> list[float] | None: ...
 def dense_rows(events: list[Any], layout: list[tuple[Any, ...]], out: Any) -> bool: ...
+def plain_events(
+    raws: list[bytes],
+    layout: list[tuple[Any, ...]],
+    limits: tuple[int, int, int, int, int, int],
+    out: Any,
+) -> (
+    tuple[list[str], list[str], list[str], list[dict[str, str]], list[float], list[int], bytes]
+    | None
+): ...

@@ -58,11 +58,12 @@ from functools import cached_property
 from typing import Annotated, Any, Final, Literal, cast
 
 import msgspec
+import numpy as np
 import orjson
 import pydantic_core
 from pydantic import ValidationError
 
-from models.featurespec import Reject
+from models.featurespec import FeatureSpec, Reject
 from schemas.contracts import (
     MAX_CONTEXT_ENTRIES,
     MAX_CONTEXT_VALUE_LENGTH,
@@ -76,7 +77,7 @@ from schemas.contracts import (
     reject_reason_for,
     validation_detail,
 )
-from streams.core._native import rfc3339_seconds
+from streams.core._native import plain_events, rfc3339_seconds
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
@@ -109,27 +110,103 @@ _FROM_ISO: Final = datetime.fromisoformat
 _ONLY_BYTES: Final = frozenset({bytes})
 _MAX_JUDGED: Final = 64
 """Values the typed mirror refuses that a batch still decoded whole judges one by one."""
+_LIMITS: Final = (
+    MAX_ID_LENGTH,
+    MAX_FEATURE_NAME_LENGTH,
+    MAX_FEATURES,
+    MAX_FEATURE_STRING_LENGTH,
+    MAX_CONTEXT_ENTRIES,
+    MAX_CONTEXT_VALUE_LENGTH,
+)
+"""The contract's limits, as the compiled reader takes them."""
 _INT64_MIN: Final = -(2**63)
 _UINT64_MAX: Final = 2**64 - 1
 
 
-@dataclass(frozen=True)
 class EventColumns:
     """Accepted events field by field: ``event_ids[i]``, ``features[i]``, ... are event ``i``'s.
 
     ``event_times`` are as received; an absent context is ``{}``. The feature and context
     dicts are the decoded ones, shared (not copied) with :attr:`DecodedBatch.events` and
     with whatever :meth:`take` selects.
+
+    Columns read by the compiled reader (:func:`_decode_plain`) also hold the design matrix
+    of the spec they were read for (:meth:`matrix_for`) and :attr:`canonical`, the features
+    of every event as one JSON array of canonical objects (sorted keys, as
+    :func:`streams.core.scoring.input_hash` encodes them); their feature dicts are decoded
+    from the records only if :attr:`features` is read.
     """
 
-    event_ids: list[str]
-    entity_ids: list[str]
-    event_times: list[str]
-    features: list[dict[str, Any]]
-    contexts: list[dict[str, str]]
+    __slots__ = (
+        "_features",
+        "_matrix",
+        "_raws",
+        "canonical",
+        "contexts",
+        "entity_ids",
+        "event_ids",
+        "event_times",
+    )
+
+    def __init__(
+        self,
+        event_ids: list[str],
+        entity_ids: list[str],
+        event_times: list[str],
+        features: list[dict[str, Any]],
+        contexts: list[dict[str, str]],
+    ) -> None:
+        self.event_ids, self.entity_ids, self.event_times = event_ids, entity_ids, event_times
+        self.contexts = contexts
+        self._features: list[dict[str, Any]] | None = features
+        self._raws: Sequence[bytes] = ()
+        self._matrix: tuple[FeatureSpec, np.ndarray] | None = None
+        self.canonical: bytes | None = None
+
+    @classmethod
+    def _read(
+        cls,
+        columns: tuple[list[str], list[str], list[str], list[dict[str, str]]],
+        raws: Sequence[bytes],
+        matrix: tuple[FeatureSpec, np.ndarray],
+        canonical: bytes,
+    ) -> EventColumns:
+        """Columns of plain records, their feature dicts left in ``raws`` until read."""
+        event_ids, entity_ids, event_times, contexts = columns
+        read = cls(event_ids, entity_ids, event_times, [], contexts)
+        read._features, read._raws, read._matrix = None, raws, matrix
+        read.canonical = canonical
+        return read
+
+    @property
+    def features(self) -> list[dict[str, Any]]:
+        if self._features is None:  # plain records: msgspec's mirror reads each the same
+            self._features = [_FAST_DECODE(raw).features for raw in self._raws]
+        return self._features
+
+    def matrix_for(self, spec: FeatureSpec) -> np.ndarray | None:
+        """The design matrix of every event, if these columns were read for ``spec``."""
+        if self._matrix is not None and self._matrix[0] is spec:
+            return self._matrix[1]
+        return None
 
     def __len__(self) -> int:
         return len(self.event_ids)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, EventColumns):
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        names = ("event_ids", "entity_ids", "event_times", "features", "contexts")
+        fields = ", ".join(f"{n}={v!r}" for n, v in zip(names, self._fields(), strict=True))
+        return f"EventColumns({fields})"
+
+    def _fields(self) -> tuple[list[Any], ...]:
+        return (self.event_ids, self.entity_ids, self.event_times, self.features, self.contexts)
 
     def take(self, indices: Sequence[int]) -> EventColumns:
         """The events at ``indices``, in that order.
@@ -138,11 +215,12 @@ class EventColumns:
         >>> columns.take([1]).event_ids, len(columns.take([1, 0, 1]))
         (['b'], 3)
         """
+        features = self.features
         return EventColumns(
             [self.event_ids[i] for i in indices],
             [self.entity_ids[i] for i in indices],
             [self.event_times[i] for i in indices],
-            [self.features[i] for i in indices],
+            [features[i] for i in indices],
             [self.contexts[i] for i in indices],
         )
 
@@ -434,18 +512,53 @@ def _as_bytes(value: object) -> bytes | None:
 
 
 def decode_events(
-    values: Sequence[bytes | None], *, max_bytes: int = DEFAULT_MAX_BYTES
+    values: Sequence[bytes | None],
+    *,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    spec: FeatureSpec | None = None,
 ) -> DecodedBatch:
     """Decode record values; each becomes an accepted event or a :class:`Reject`.
 
     Never raises on a value's content. Accepted events are orjson's dicts, ``context``
     defaulted to ``{}``, ``event_time`` kept as received (and parsed into
-    :attr:`DecodedBatch.event_times`). A batch of ordinary events is decoded whole
-    (:func:`_decode_ordinary`), any other one value by value (:func:`_decode_each`), with
-    the same outcome either way.
+    :attr:`DecodedBatch.event_times`). With ``spec``, a batch of plain records is read by
+    the compiled reader (:func:`_decode_plain`), which also writes their design matrix for
+    ``spec``; any other batch of ordinary events is decoded whole (:func:`_decode_ordinary`),
+    any other one value by value (:func:`_decode_each`), with the same outcome every way.
     """
-    batch = _decode_ordinary(values, max_bytes)
+    batch = None if spec is None else _decode_plain(values, max_bytes, spec)
+    if batch is None:
+        batch = _decode_ordinary(values, max_bytes)
     return _decode_each(values, max_bytes) if batch is None else batch
+
+
+def _decode_plain(
+    values: Sequence[bytes | None], max_bytes: int, spec: FeatureSpec
+) -> DecodedBatch | None:
+    """The batch read by :func:`~streams.core._native.plain_events` if every value is a
+    plain record (see ``native/src/decode.rs``: narrower than the typed mirror, and
+    holding exactly ``spec``'s features, each plainly valid), else None.
+
+    Nothing is rejected here, and the accepted events are those :func:`_decode_ordinary`
+    would accept, with the same fields; the tests hold the two to that.
+    """
+    if not values or not _ONLY_BYTES.issuperset(map(type, values)):
+        return None
+    raws = cast("list[bytes]", values if type(values) is list else list(values))
+    if max(map(len, raws)) > max_bytes:
+        return None
+    X = np.empty((len(raws), len(spec.columns)))
+    read = plain_events(raws, spec.layout, _LIMITS, X)
+    if read is None:
+        return None
+    event_ids, entity_ids, event_times, contexts, seconds, versioned, canonical = read
+    columns = EventColumns._read(
+        (event_ids, entity_ids, event_times, contexts), raws, (spec, X), canonical
+    )
+    versions: list[Any] = [msgspec.UNSET] * len(raws)
+    for index in versioned:
+        versions[index] = 1
+    return DecodedBatch._of_columns(columns, list(range(len(raws))), [], seconds, versions)
 
 
 def _decode_ordinary(values: Sequence[bytes | None], max_bytes: int) -> DecodedBatch | None:

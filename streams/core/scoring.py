@@ -129,7 +129,11 @@ def score_batch(
     """
     received = time.time() if received_at is None else received_at
     columns = events if isinstance(events, EventColumns) else EventColumns.from_events(events)
-    vectorised = _vectorise(model.spec, columns.features)
+    X = columns.matrix_for(model.spec)
+    if X is not None:  # read from the records for this spec: every event valid
+        vectorised = VectorisedBatch(X, list(range(len(columns))), [])
+    else:
+        vectorised = _vectorise(model.spec, columns.features)
     rows, X = vectorised.rows, vectorised.X
     result = ScoredBatch(rejects=list(vectorised.rejects))
     if not rows:
@@ -211,7 +215,7 @@ def _build(
         result.explanation_lines = _explanations(model, scored, raw, explained, per_feature)
         _reason_codes(decision, model, labels, per_feature)
     decision.constant("model", model.ref)
-    decision.segment("input_hash", _input_hashes(scored.features))
+    decision.segment("input_hash", _input_hashes(scored))
     decision.column("event_time", "str", scored.event_times)
     decision.column("context", "strmap", scored.contexts)
     decision.constant("scored_at", scored_at.isoformat())
@@ -224,19 +228,22 @@ def _build(
     result.scores = scores
 
 
-def _input_hashes(features: list[dict[str, Any]]) -> tuple[Any, ...]:
+def _input_hashes(scored: EventColumns) -> tuple[Any, ...]:
     """The renderer's segment for the events' :func:`input_hash`: the sha256 of each event's
     canonical features.
 
-    orjson is called once for the whole batch (a call per event costs several times more)
-    and the renderer cuts its array between the objects: features are flat, so ``},{``
-    occurs exactly once between two of them, and more often only inside a string value;
-    then each event is encoded by itself instead.
+    The features' canonical JSON is the array the compiled reader wrote, if it read these
+    columns, else orjson's, from one call for the whole batch (a call per event costs
+    several times more). The renderer cuts the array between the objects: features are
+    flat, so ``},{`` occurs exactly once between two of them, and more often only inside a
+    string value; then each event is encoded by itself instead.
     """
-    whole = _CANONICAL(features)
-    if whole.count(b"},{") == len(features) - 1:
+    whole = scored.canonical
+    if whole is None:
+        whole = _CANONICAL(scored.features)
+    if whole.count(b"},{") == len(scored) - 1:
         return ("sha256_objects", whole)
-    return ("sha256", list(map(_CANONICAL, features)))
+    return ("sha256", list(map(_CANONICAL, scored.features)))
 
 
 def _per_feature(model: ScoringModel, explained: Any) -> np.ndarray:

@@ -77,7 +77,7 @@ class BatchProcessor:
         self.metrics.batch_size.observe(len(records))
         received = time.time()
         serving = self.serving()
-        decoded = decode_events([r.value for r in records])
+        decoded = decode_events([r.value for r in records], spec=serving.champion.spec)
         started = time.perf_counter()
         scored = score_batch(serving.champion, decoded.columns, received_at=received)
         shadow = (

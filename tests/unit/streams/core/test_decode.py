@@ -18,12 +18,14 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
+import numpy as np
 import orjson
 import pydantic_core
 import pytest
 from pydantic import ValidationError
 
-from models.featurespec import Reject
+from models.datasets import agrawal_events
+from models.featurespec import Feature, FeatureSpec, Reject
 from schemas.contracts import (
     MAX_CONTEXT_ENTRIES,
     MAX_CONTEXT_VALUE_LENGTH,
@@ -37,8 +39,10 @@ from schemas.contracts import (
     reject_reason_for,
 )
 from streams.core import decode
-from streams.core._native import rfc3339_seconds
+from streams.core._native import plain_events, rfc3339_seconds
 from streams.core.decode import dead_letter, decode_events
+from streams.core.scoring import input_hash, score_batch
+from tests.support.models import Registered
 
 SEED = 20240501
 VALID: dict[str, Any] = {
@@ -967,3 +971,169 @@ def test_the_batch_reads_timestamps_exactly_as_python_does() -> None:
     assert rfc3339_seconds(valid) == [python_seconds(t) for t in valid]
     assert rfc3339_seconds([*valid, "2023-02-29T00:00:00Z"]) is None
     assert rfc3339_seconds([]) == []
+
+
+# The compiled reader (decode_events with a spec): plain batches read into columns and the
+# design matrix at once; whatever it is not sure of goes to the paths above, so the outcome
+# must be theirs exactly, whichever way a batch went.
+
+SPEC = FeatureSpec(
+    features=[
+        Feature(name="salary", kind="numeric"),
+        Feature(name="commission", kind="numeric"),
+        Feature(name="hyears", kind="numeric"),
+        Feature(name="car", kind="categorical", categories=["sedan", "suv", " van ", "7"]),
+        Feature(name="owner", kind="boolean"),
+        Feature(name="age", kind="numeric", nullable=True, impute=40.0),
+    ]
+)
+
+
+def read_plainly(values: list[Any]) -> decode.DecodedBatch:
+    """The batch as the compiled reader reads it; it must not decline."""
+    batch = decode._decode_plain(values, decode.DEFAULT_MAX_BYTES, SPEC)
+    assert batch is not None
+    return batch
+
+
+def assert_read_as_the_decoder_reads(values: list[Any]) -> bool:
+    """decode_events with the spec gives exactly the outcome without it; when the compiled
+    reader took the batch, its matrix is the spec's and its canonical JSON orjson's.
+    Whether it took the batch is returned."""
+    batch, reference = decode_events(values, spec=SPEC), decode_events(values)
+    assert_same_batch(batch, reference)
+    assert batch._versions == reference._versions
+    X = batch.columns.matrix_for(SPEC)
+    if X is None:
+        assert batch.columns.canonical is None
+        return False
+    vectorised = SPEC.vectorise(reference.columns.features)
+    assert vectorised.rejects == [] and X.tobytes() == vectorised.X.tobytes()
+    sorted_keys = orjson.dumps(reference.columns.features, option=orjson.OPT_SORT_KEYS)
+    assert batch.columns.canonical == sorted_keys
+    return True
+
+
+def test_plain_records_in_any_spelling_are_read_as_the_decoder_reads_them() -> None:
+    rng = random.Random(SEED + 40)
+    numbers = ["0", "-0", "-0.0", "1E2", "1.0e+2", "2.5e-3", "1e-400", "1234567890123456.5",
+               "9007199254740992", "-9007199254740992", "1e16", "1.7976931348623157e308",
+               "5e-324", "0.1", "52000.0", "3"]  # fmt: skip
+    records = []
+    for i in range(400):
+        features = {
+            "salary": Raw(rng.choice(numbers)),
+            "commission": rng.uniform(-1e9, 1e9),
+            "hyears": rng.randint(-(2**53), 2**53),
+            "car": rng.choice(["sedan", "suv", " van ", "7", 7]),
+            "owner": rng.random() < 0.5,
+            "age": rng.choice([None, 31, 44.5]),
+        }
+        names = list(features)
+        rng.shuffle(names)
+        record = event(
+            event_id=rng.choice(["e-1", "é" * MAX_ID_LENGTH, "🙂 x", f"e-{i}"]),
+            features={name: features[name] for name in names},
+            context=rng.choice([{}, {"age_band": "30-44", "région": "🙂" * 128}]),
+        )
+        if rng.random() < 0.3:
+            del record["context"]
+        if rng.random() < 0.5:
+            del record["schema_version"]
+        raw = dump(record, ascii_only=False)
+        if rng.random() < 0.3:
+            raw = raw.replace(b", ", b" ,\n\t").replace(b"{", b" {\r\n ") + b" \n"
+        records.append(raw)
+    for size in (1, 7, 400):
+        for start in range(0, len(records), size):
+            assert assert_read_as_the_decoder_reads(records[start : start + size])
+    # every read value is kept as msgspec keeps it, and the features are decoded on demand
+    batch = read_plainly(records)
+    assert [type(v) for v in batch.columns.features[0].values()] == [
+        type(v) for v in decode._FAST_DECODE(records[0]).features.values()
+    ]
+    assert batch.columns.take([2, 0]).features == [
+        decode._FAST_DECODE(records[i]).features for i in (2, 0)
+    ]
+
+
+def test_the_hostile_corpus_has_the_decoders_outcome_whichever_reader_takes_it() -> None:
+    corpus = list(hostile_corpus(4000, seed=SEED + 41))
+    taken = sum(assert_read_as_the_decoder_reads([raw]) for raw in corpus)
+    rng = random.Random(SEED + 42)
+    for _ in range(300):
+        assert_read_as_the_decoder_reads(rng.choices(corpus, k=rng.choice([2, 5, 50])))
+    assert taken > 300  # the unmutated and plainly mutated events
+    assert len(corpus) - taken > 2000
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        encode(event(event_id="e-\\u0031")).replace(b"\\\\", b"\\"),  # an escape
+        encode(event(event_id="a\tb")),  # a control character, escaped by the encoder
+        encode(event(label=1)),
+        encode(VALID).replace(b'"event_id":"e-1"', b'"event_id":"e-1","event_id":"e-2"'),
+        encode(VALID).replace(b'"hyears":3', b'"hyears":3,"hyears":4'),
+        encode(with_features(extra=1.0)),
+        encode({**VALID, "features": {k: v for k, v in VALID["features"].items() if k != "car"}}),
+        encode(with_features(hyears=2**53 + 1)),
+        encode(with_features(hyears=2**63)),
+        encode(with_features(salary=True)),
+        encode(with_features(salary="1")),
+        encode(with_features(salary=None)),
+        encode(with_features(car="Sedan")),
+        encode(with_features(car=7.0)),
+        encode(with_features(car=True)),
+        encode(with_features(owner=1)),
+        encode(event(schema_version=2)),
+        encode(VALID).replace(b'"schema_version":1', b'"schema_version":1.0'),
+        encode(event(context={"age_band": 3})),
+        encode(event(event_time="2024-05-01t12:00:00Z")),
+        encode(event(event_id="é" * (MAX_ID_LENGTH + 1))),
+        encode(VALID) + b"x",
+        b"\xef\xbb\xbf" + encode(VALID),
+        encode(VALID).replace(b"52000.0", b"1e400"),
+        encode(VALID).replace(b"52000.0", b"052000"),
+        encode(VALID).replace(b"e-1", b"e-\xff"),
+        b"[" + encode(VALID) + b"]",
+    ],
+)
+def test_a_record_it_is_not_sure_of_sends_the_batch_to_the_decoder(raw: bytes) -> None:
+    values = [encode(VALID), raw, encode(VALID)]
+    assert decode._decode_plain(values, decode.DEFAULT_MAX_BYTES, SPEC) is None
+    assert not assert_read_as_the_decoder_reads(values)
+
+
+def test_scoring_read_columns_gives_the_decisions_of_the_event_dicts(
+    registered_logistic: Registered,
+) -> None:
+    model = registered_logistic.model
+    events = list(agrawal_events(50, seed=11))
+    values = [orjson.dumps(e) for e in events]
+    read = decode_events(values, spec=model.spec).columns
+    assert read.matrix_for(model.spec) is not None and read.canonical is not None
+    fixed = ("scored_at", "latency_ms")
+
+    def without_times(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [{k: v for k, v in r.items() if k not in fixed} for r in records]
+
+    got, expected = score_batch(model, read), score_batch(model, events)
+    assert without_times(got.decisions) == without_times(expected.decisions)
+    assert got.explanations == expected.explanations
+    assert [d["input_hash"] for d in got.decisions] == [input_hash(e["features"]) for e in events]
+
+
+def test_a_lookup_key_it_cannot_compare_makes_it_decline_and_a_bad_buffer_raises() -> None:
+    raws = [b'{"event_id":"e","entity_id":"c","event_time":"2024-05-01T12:00:00Z",'
+            b'"features":{"a":1}}']  # fmt: skip
+    X = np.empty((1, 1))
+    assert plain_events(raws, [("a", "categorical", 0, 0.0, {1: 0})], decode._LIMITS, X)
+    assert X.tolist() == [[1.0]]
+    assert plain_events(raws, [("a", "categorical", 0, 0.0, {1.0: 0})], decode._LIMITS, X) is None
+    with pytest.raises(ValueError, match="writable C-contiguous float64 buffer"):
+        plain_events(raws, [("a", "numeric", 0, 0.0, None)], decode._LIMITS, np.empty((2, 1)))
+    frozen = np.empty((1, 1))
+    frozen.setflags(write=False)
+    with pytest.raises(ValueError, match="writable"):
+        plain_events(raws, [("a", "numeric", 0, 0.0, None)], decode._LIMITS, frozen)

@@ -19,6 +19,7 @@ from schemas.contracts import (
     Explanation,
     RejectReason,
 )
+from streams.core.decode import EventColumns
 from streams.core.scoring import (
     REASON_MIN_LOG_ODDS,
     REASON_MIN_SHARE,
@@ -280,6 +281,8 @@ def test_records_equal_a_reference_built_event_by_event(
 )
 def test_input_hashes_are_each_events_canonical_hash(features: list[dict]) -> None:
     template = Template()
-    template.segment("input_hash", _input_hashes(features))
+    blank = [""] * len(features)
+    columns = EventColumns(blank, blank, blank, features, [{}] * len(features))
+    template.segment("input_hash", _input_hashes(columns))
     hashes = [d["input_hash"] for d in as_dicts(template.render(len(features)))]
     assert hashes == [input_hash(f) for f in features]
