@@ -12,9 +12,9 @@
 //! defines it; the context maps names to strings. For such a record msgspec's typed mirror
 //! gives the same fields and the spec the same matrix row, which the tests check.
 //!
-//! Besides the columns it writes each event's features as canonical JSON (sorted keys, the
-//! numbers as orjson writes them), the input of the decision's `input_hash`, so no feature
-//! dict is built on the hot path.
+//! Besides the columns it gives each event's `input_hash`: the sha256 of its features as
+//! canonical JSON (sorted keys, the numbers as orjson writes them), so no feature dict is
+//! built on the hot path.
 
 use std::collections::HashMap;
 
@@ -22,6 +22,8 @@ use pyo3::buffer::PyBuffer;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyInt, PyList, PyString, PyTuple};
+
+use sha2::{Digest, Sha256};
 
 use crate::rfc3339::epoch_micros;
 use crate::vectorise::{EXACT_INT, Kind, parse_layout};
@@ -309,7 +311,10 @@ struct Columns<'py> {
     contexts: Vec<Bound<'py, PyDict>>,
     seconds: Vec<f64>,
     versioned: Vec<usize>,
+    /// The current event's canonical features (reused).
     canonical: Vec<u8>,
+    /// Each event's sha256 of its canonical features, 32 bytes after 32 bytes.
+    digests: Vec<u8>,
 }
 
 /// What one batch shares while its records are read.
@@ -413,7 +418,7 @@ fn read<'py, 'a>(
     let micros = epoch_micros(event_time.as_bytes()).filter(|us| us.abs() < EXACT)?;
 
     let out = &mut columns.canonical;
-    out.push(if index == 0 { b'[' } else { b',' });
+    out.clear();
     out.push(b'{');
     for (n, &at) in batch.sorted.iter().enumerate() {
         if n > 0 {
@@ -425,6 +430,7 @@ fn read<'py, 'a>(
         write_canonical(out, values[at]?);
     }
     out.push(b'}');
+    columns.digests.extend_from_slice(&Sha256::digest(&out[..]));
     columns.event_ids.push(PyString::new(py, event_id));
     columns.entity_ids.push(PyString::new(py, entity_id));
     columns.event_times.push(PyString::new(py, event_time));
@@ -481,7 +487,8 @@ pub fn plain_events<'py>(
         contexts: Vec::with_capacity(count),
         seconds: Vec::with_capacity(count),
         versioned: Vec::new(),
-        canonical: Vec::with_capacity(count * 256),
+        canonical: Vec::with_capacity(1024),
+        digests: Vec::with_capacity(count * 32),
     };
     let items: Vec<Bound<'py, PyAny>> = raws.iter().collect();
     let mut slices = Vec::with_capacity(count);
@@ -504,9 +511,6 @@ pub fn plain_events<'py>(
             return Ok(None);
         }
     }
-    columns
-        .canonical
-        .extend_from_slice(if count == 0 { b"[]" } else { b"]" });
     buf.copy_from_slice(py, &matrix)?;
     (
         PyList::new(py, columns.event_ids)?,
@@ -515,7 +519,7 @@ pub fn plain_events<'py>(
         PyList::new(py, columns.contexts)?,
         PyList::new(py, columns.seconds)?,
         PyList::new(py, columns.versioned)?,
-        PyBytes::new(py, &columns.canonical),
+        PyBytes::new(py, &columns.digests),
     )
         .into_pyobject(py)
         .map(Some)

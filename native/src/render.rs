@@ -361,7 +361,8 @@ fn tag_and_fields<'a, 'py>(
     };
     let tag = text(tag, || "the tag".into())?;
     let arity = match tag {
-        "const" | "str" | "raw" | "f64" | "sha256" | "sha256_objects" | "strmap" => 1,
+        "const" | "str" | "raw" | "f64" | "sha256" | "sha256_objects" | "sha256_digests"
+        | "strmap" => 1,
         "items" => 6,
         _ => return Err(PyValueError::new_err(format!("unknown tag {tag:?}"))),
     };
@@ -398,6 +399,23 @@ fn fields(tag: &str, args: &[Bound<'_, PyAny>], count: usize) -> PyResult<Segmen
             let mut pieces = Pieces::with_capacity(count);
             for object in flat_objects(array, count)? {
                 write_sha256(&mut pieces.data, &[object]);
+                pieces.end();
+            }
+            Ok(Segment::Column(pieces))
+        }
+        "sha256_digests" => {
+            let digests = bytes(&args[0], || "the digests".into())?;
+            if digests.len() != 32 * count {
+                return Err(PyValueError::new_err(format!(
+                    "the digests are {} bytes, expected 32 per row ({})",
+                    digests.len(),
+                    32 * count
+                )));
+            }
+            let mut pieces = Pieces::with_capacity(count);
+            pieces.data.reserve(66 * count);
+            for digest in digests.chunks_exact(32) {
+                write_hex(&mut pieces.data, digest);
                 pieces.end();
             }
             Ok(Segment::Column(pieces))
@@ -474,8 +492,13 @@ fn write_sha256(out: &mut Vec<u8>, parts: &[&[u8]]) {
     for part in parts {
         hasher.update(part);
     }
+    write_hex(out, &hasher.finalize());
+}
+
+/// `"` + the lowercase hex of `digest` + `"`.
+fn write_hex(out: &mut Vec<u8>, digest: &[u8]) {
     out.push(b'"');
-    for b in hasher.finalize() {
+    for &b in digest {
         out.extend_from_slice(&[HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xf)]]);
     }
     out.push(b'"');

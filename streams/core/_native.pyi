@@ -17,6 +17,8 @@ over ``segments`` of each segment's piece for row ``i``. A segment is a tuple, t
 - ``("sha256_objects", array: bytes)``: the same, of each object of ``array``, the JSON array
   of the ``count`` rows' flat objects (``b"[]"`` for none), cut at each ``},{``, which must
   occur exactly ``count - 1`` times: one encoder call for the batch, no bytes per row.
+- ``("sha256_digests", digests: bytes)``: row ``i``'s 32-byte digest ``digests[32 * i:32 * i
+  + 32]`` in lowercase hex, as a JSON string (``digests`` holds exactly 32 bytes per row).
 - ``("strmap", values: list[dict[str, str]])``: a JSON object in the dict's insertion order.
 - ``("items", fragments: list[bytes], index, values, counts, sep: bytes, close: bytes)``: row
   ``i`` writes ``counts[i]`` items joined by ``sep``; item ``t`` is
@@ -39,8 +41,9 @@ decides every other batch. A malformed layout or buffer raises ``ValueError``/``
 ``layout`` as for ``dense_rows``, and returns ``(event_ids, entity_ids, event_times,
 contexts, seconds, versioned, canonical)``: the events' ids, times as received, context
 dicts (``{}`` when absent), times in epoch seconds (as ``rfc3339_seconds`` gives them), the
-indices of the events that carry ``schema_version``, and the JSON array of every event's
-features with sorted keys, as ``orjson.dumps(features, option=OPT_SORT_KEYS)`` writes it. It
+indices of the events that carry ``schema_version``, and each event's 32-byte sha256 of its
+features with sorted keys as ``orjson.dumps(features, option=OPT_SORT_KEYS)`` writes them,
+one after the other. It
 returns None (``out`` then holds no meaning) unless every record is plain: see
 ``native/src/decode.rs``; the typed mirror of ``streams.core.decode`` then gives the same
 fields and ``dense_rows`` the same matrix. ``limits`` are the contract's ``(MAX_ID_LENGTH,

@@ -131,21 +131,21 @@ class EventColumns:
     with whatever :meth:`take` selects.
 
     Columns read by the compiled reader (:func:`_decode_plain`) also hold the design matrix
-    of the spec they were read for (:meth:`matrix_for`) and :attr:`canonical`, the features
-    of every event as one JSON array of canonical objects (sorted keys, as
-    :func:`streams.core.scoring.input_hash` encodes them); their feature dicts are decoded
-    from the records only if :attr:`features` is read.
+    of the spec they were read for (:meth:`matrix_for`) and :attr:`input_digests`, each
+    event's 32-byte sha256 of its features (the digest of
+    :func:`streams.core.scoring.input_hash`), one after the other; their feature dicts are
+    decoded from the records only if :attr:`features` is read.
     """
 
     __slots__ = (
         "_features",
         "_matrix",
         "_raws",
-        "canonical",
         "contexts",
         "entity_ids",
         "event_ids",
         "event_times",
+        "input_digests",
     )
 
     def __init__(
@@ -161,7 +161,7 @@ class EventColumns:
         self._features: list[dict[str, Any]] | None = features
         self._raws: Sequence[bytes] = ()
         self._matrix: tuple[FeatureSpec, np.ndarray] | None = None
-        self.canonical: bytes | None = None
+        self.input_digests: bytes | None = None
 
     @classmethod
     def _read(
@@ -169,13 +169,13 @@ class EventColumns:
         columns: tuple[list[str], list[str], list[str], list[dict[str, str]]],
         raws: Sequence[bytes],
         matrix: tuple[FeatureSpec, np.ndarray],
-        canonical: bytes,
+        input_digests: bytes,
     ) -> EventColumns:
         """Columns of plain records, their feature dicts left in ``raws`` until read."""
         event_ids, entity_ids, event_times, contexts = columns
         read = cls(event_ids, entity_ids, event_times, [], contexts)
         read._features, read._raws, read._matrix = None, raws, matrix
-        read.canonical = canonical
+        read.input_digests = input_digests
         return read
 
     @property
@@ -551,9 +551,9 @@ def _decode_plain(
     read = plain_events(raws, spec.layout, _LIMITS, X)
     if read is None:
         return None
-    event_ids, entity_ids, event_times, contexts, seconds, versioned, canonical = read
+    event_ids, entity_ids, event_times, contexts, seconds, versioned, digests = read
     columns = EventColumns._read(
-        (event_ids, entity_ids, event_times, contexts), raws, (spec, X), canonical
+        (event_ids, entity_ids, event_times, contexts), raws, (spec, X), digests
     )
     versions: list[Any] = [msgspec.UNSET] * len(raws)
     for index in versioned:

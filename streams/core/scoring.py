@@ -232,15 +232,15 @@ def _input_hashes(scored: EventColumns) -> tuple[Any, ...]:
     """The renderer's segment for the events' :func:`input_hash`: the sha256 of each event's
     canonical features.
 
-    The features' canonical JSON is the array the compiled reader wrote, if it read these
-    columns, else orjson's, from one call for the whole batch (a call per event costs
-    several times more). The renderer cuts the array between the objects: features are
-    flat, so ``},{`` occurs exactly once between two of them, and more often only inside a
-    string value; then each event is encoded by itself instead.
+    Columns the compiled reader read come with the digests. Otherwise orjson is called once
+    for the whole batch (a call per event costs several times more) and the renderer cuts
+    its array between the objects: features are flat, so ``},{`` occurs exactly once
+    between two of them, and more often only inside a string value; then each event is
+    encoded by itself instead.
     """
-    whole = scored.canonical
-    if whole is None:
-        whole = _CANONICAL(scored.features)
+    if scored.input_digests is not None:
+        return ("sha256_digests", scored.input_digests)
+    whole = _CANONICAL(scored.features)
     if whole.count(b"},{") == len(scored) - 1:
         return ("sha256_objects", whole)
     return ("sha256", list(map(_CANONICAL, scored.features)))

@@ -116,6 +116,17 @@ def test_sha256_is_the_hex_digest() -> None:
     assert lines[0] == b'"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"'
 
 
+def test_sha256_digests_are_written_in_hex_row_by_row() -> None:
+    inputs = [b"", b"abc", bytes(range(256))]
+    digests = b"".join(hashlib.sha256(b).digest() for b in inputs)
+    assert one_segment(("sha256_digests", digests), 3) == one_segment(("sha256", inputs), 3)
+    assert one_segment(("sha256_digests", b""), 0) == []
+    with pytest.raises(ValueError, match=r"segment 0 \(sha256_digests\): the digests are 95"):
+        one_segment(("sha256_digests", digests[:-1]), 3)
+    with pytest.raises(TypeError, match=r"the digests must be bytes"):
+        one_segment(("sha256_digests", list(digests)), 3)
+
+
 def test_sha256_objects_hashes_each_object_of_the_array() -> None:
     objects = [{}, {"a": 1}, {"b": "x", "c": [1]}]
     array = json.dumps(objects, separators=(",", ":")).encode()
