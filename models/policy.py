@@ -19,6 +19,8 @@ APPROVE = "approve"
 REVIEW = "review"
 DECLINE = "decline"
 ADVERSE_DECISIONS = frozenset({REVIEW, DECLINE})
+DECISIONS = (APPROVE, REVIEW, DECLINE)
+"""The decisions in band order: :meth:`Policy.bands` indexes this."""
 
 
 class Policy(BaseModel):
@@ -44,8 +46,14 @@ class Policy(BaseModel):
         """The score at which the policy acts adversely for good (used for accuracy)."""
         return self.decline_at
 
+    def bands(self, scores: np.ndarray) -> np.ndarray:
+        """Each score's decision as its index into :data:`DECISIONS`, vectorised.
+
+        >>> Policy(review_at=0.3, decline_at=0.6).bands(np.array([0.1, 0.3, 0.6])).tolist()
+        [0, 1, 2]
+        """
+        return (scores >= self.review_at).astype(np.intp) + (scores >= self.decline_at)
+
     def decide(self, scores: np.ndarray) -> np.ndarray:
         """Decision label per score, vectorised."""
-        labels = np.array([APPROVE, REVIEW, DECLINE], dtype=object)
-        band = (scores >= self.review_at).astype(np.intp) + (scores >= self.decline_at)
-        return labels[band]
+        return np.array(DECISIONS, dtype=object)[self.bands(scores)]

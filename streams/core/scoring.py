@@ -33,7 +33,7 @@ import numpy as np
 import orjson
 
 from models.featurespec import FeatureSpec, Reject, VectorisedBatch
-from models.policy import ADVERSE_DECISIONS
+from models.policy import ADVERSE_DECISIONS, DECISIONS
 from models.scoring_model import ScoringModel
 from schemas.contracts import MAX_REASON_CODES, MAX_TOP_FEATURES, SCHEMA_VERSION, RejectReason
 from streams.core._native import dense_rows
@@ -43,7 +43,8 @@ from streams.core.wire import Template, as_dicts, encoded
 _SORTED = orjson.OPT_SORT_KEYS
 _CANONICAL = partial(orjson.dumps, option=_SORTED)
 """The canonical JSON of the features, whose sha256 is a decision's ``input_hash``."""
-_ADVERSE = ADVERSE_DECISIONS.__contains__
+_LABELS = np.array(DECISIONS, dtype=object)
+_ADVERSE_BAND = np.array([decision in ADVERSE_DECISIONS for decision in DECISIONS])
 REASON_MIN_SHARE = 0.05
 """A reason carries at least this share of the sum of the event's positive contributions."""
 REASON_MIN_LOG_ODDS = 0.01
@@ -63,6 +64,8 @@ class ScoredBatch:
     rows: list[int] = field(default_factory=list)
     rejects: list[Reject] = field(default_factory=list)
     labels: list[str] = field(default_factory=list)
+    bands: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.intp))
+    """Each decision as its index into :data:`models.policy.DECISIONS`, aligned with ``labels``."""
     event_ids: list[str] = field(default_factory=list)
     entity_ids: list[str] = field(default_factory=list)
     contexts: list[dict[str, str]] = field(default_factory=list)
@@ -95,6 +98,7 @@ class ScoredBatch:
         self.decision_lines.extend(other.decision_lines)
         self.explanation_lines.extend(other.explanation_lines)
         self.scores = np.concatenate([self.scores, other.scores])
+        self.bands = np.concatenate([self.bands, other.bands])
         if other.X is not None:
             self.X = other.X if self.X is None else np.vstack([self.X, other.X])
 
@@ -196,7 +200,8 @@ def _build(
     one renderer call per kind of record (:mod:`streams.core.wire`), nothing per event."""
     policy = model.policy
     scores = model.score(raw)
-    labels: list[str] = policy.decide(scores).tolist()
+    bands = policy.bands(scores)
+    labels: list[str] = _LABELS[bands].tolist()
     count = len(labels)
     scored_at = datetime.now(UTC)
     latency = max(0.0, (scored_at.timestamp() - received) * 1000.0)
@@ -213,7 +218,7 @@ def _build(
     else:
         per_feature = _per_feature(model, explained)
         result.explanation_lines = _explanations(model, scored, raw, explained, per_feature)
-        _reason_codes(decision, model, labels, per_feature)
+        _reason_codes(decision, model, bands, per_feature)
     decision.constant("model", model.ref)
     decision.segment("input_hash", _input_hashes(scored))
     decision.column("event_time", "str", scored.event_times)
@@ -222,7 +227,7 @@ def _build(
     decision.constant("latency_ms", latency)
     decision.constant("shadow", shadow)
     result.decision_lines = decision.render(count)
-    result.labels = labels
+    result.labels, result.bands = labels, bands
     result.event_ids, result.entity_ids = scored.event_ids, scored.entity_ids
     result.contexts = scored.contexts
     result.scores = scores
@@ -284,12 +289,12 @@ def _fragments_of(model: ScoringModel) -> _Fragments:
 
 
 def _reason_codes(
-    decision: Template, model: ScoringModel, labels: list[str], per_feature: np.ndarray
+    decision: Template, model: ScoringModel, bands: np.ndarray, per_feature: np.ndarray
 ) -> None:
     """The decisions' reason codes: for an adverse decision the features that pushed it
     most, largest first, while each is material (see the module doc); none otherwise."""
-    count, width = len(labels), min(MAX_REASON_CODES, per_feature.shape[1])
-    adverse = np.flatnonzero(np.fromiter(map(_ADVERSE, labels), dtype=bool, count=count))
+    count, width = len(bands), min(MAX_REASON_CODES, per_feature.shape[1])
+    adverse = np.flatnonzero(_ADVERSE_BAND[bands])
     pushed = per_feature[adverse]
     ranked = np.argsort(-pushed, axis=1, kind="stable")[:, :width]
     largest = pushed[np.arange(adverse.size)[:, None], ranked]

@@ -26,6 +26,7 @@ import logging
 import numpy as np
 import orjson
 
+from models.policy import DECISIONS
 from models.scoring_model import ScoringModel
 from streams.core.scoring import ScoredBatch
 from streams.engine.records import Output, model_headers
@@ -36,6 +37,8 @@ from streams.observability import ScorerMetrics
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
+_DECISIONS = np.array(DECISIONS)
+"""The decisions as a str array: indexed by the bands, the monitors' decisions column."""
 
 
 def monitor_config(settings: Settings, **fields: int | None) -> MonitorConfig:
@@ -78,7 +81,7 @@ class EngineMonitors:
                 ObservedBatch(
                     scored.X,
                     scored.scores,
-                    scored.labels,
+                    _DECISIONS[scored.bands],
                     np.asarray(event_times, dtype=np.float64),
                     partitions,
                     offsets,

@@ -20,13 +20,15 @@ the next :meth:`BatchProcessor.process` uses.
 from __future__ import annotations
 
 import time
-from collections import Counter
 from collections.abc import Callable, Sequence
 from itertools import chain, repeat
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from models.featurespec import Reject
+from models.policy import DECISIONS
 from models.scoring_model import ScoringModel
 from schemas.contracts import DEAD_LETTER_HEADERS
 from schemas.version import SCORER_VERSION
@@ -107,8 +109,10 @@ class BatchProcessor:
         outputs += self._dead_letters(records, rejects)
         self.metrics.events.labels("scored").inc(len(scored.rows))
         self.metrics.events.labels("rejected").inc(len(rejects))
-        for label, count in Counter(scored.labels).items():
-            self.metrics.decisions.labels(label).inc(count)
+        counts = np.bincount(scored.bands, minlength=len(DECISIONS)).tolist()
+        for label, count in zip(DECISIONS, counts, strict=True):
+            if count:
+                self.metrics.decisions.labels(label).inc(count)
         if scored.rows and self.monitors is not None:
             outputs += self._monitor(serving.champion, scored, decoded, records)
         return outputs
