@@ -168,7 +168,11 @@ class MonitorSet:
             return
         sub = batch if keep.all() else batch.take(keep)
         self.counters[f"{stream}.counted"] += len(sub)
-        window_ids, position = np.unique(clock.window_ids(sub.times), return_inverse=True)
+        ids = clock.window_ids(sub.times)
+        if (ids == ids[0]).all():  # the usual batch: every event in one window
+            window_ids, position = ids[:1], np.zeros(ids.size, dtype=np.intp)
+        else:
+            window_ids, position = np.unique(ids, return_inverse=True)
         vectors: dict[str, np.ndarray] = {}
         for monitor in self.monitors[stream]:
             vectors.update(monitor.count(sub, position, window_ids.size))

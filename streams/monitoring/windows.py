@@ -57,6 +57,9 @@ class WindowClock:
 
         Updates the watermarks and offsets. Events must be in offset order per partition.
         """
+        if times.size and self._all_fresh_and_open(times, partitions, offsets):
+            keep = np.ones(times.size, dtype=bool)
+            return self._after_evaluation(times, keep, 0, 0)
         keep = np.zeros(times.size, dtype=bool)
         late = replayed = 0
         ends = (self.window_ids(times) + 1) * self.length + self.lateness
@@ -75,11 +78,44 @@ class WindowClock:
             late += int(np.count_nonzero(fresh & ~open_))
             self.watermarks[p] = max(wm0, float(t.max()))
             self.high_offsets[p] = max(off0, int(o.max()))
+        return self._after_evaluation(times, keep, late, replayed)
+
+    def _after_evaluation(
+        self, times: np.ndarray, keep: np.ndarray, late: int, replayed: int
+    ) -> tuple[np.ndarray, int, int]:
         if self.evaluated_through is not None:  # a partition first seen after its window went
             beyond = self.window_ids(times) > self.evaluated_through
             late += int(np.count_nonzero(keep & ~beyond))
             keep &= beyond
         return keep, late, replayed
+
+    def _all_fresh_and_open(
+        self, times: np.ndarray, partitions: np.ndarray, offsets: np.ndarray
+    ) -> bool:
+        """The usual batch, settled in a few whole-batch operations: every partition's offsets
+        rise from above its highest one, and the earliest window end (with lateness) is past
+        every time and watermark, so no event is a replay or late. If so, the watermarks and
+        offsets are updated as :meth:`admit`'s loop would; if not, nothing is changed."""
+        order = np.argsort(partitions, kind="stable")
+        part, off = partitions[order], offsets[order]
+        same = part[1:] == part[:-1]
+        if not np.all((off[1:] > off[:-1]) | ~same):
+            return False
+        starts = np.flatnonzero(np.concatenate([[True], ~same]))
+        lasts = np.concatenate([starts[1:] - 1, [order.size - 1]])
+        present = part[starts].tolist()
+        marks = [self.watermarks.get(p, -math.inf) for p in present]
+        firsts = zip(present, off[starts].tolist(), strict=True)
+        if any(o <= self.high_offsets.get(p, -1) for p, o in firsts):
+            return False
+        ends = (self.window_ids(times) + 1) * self.length + self.lateness
+        if not ends.min() > max(float(times.max()), *marks):
+            return False
+        highest = np.maximum.reduceat(times[order], starts).tolist()
+        for p, mark, t, o in zip(present, marks, highest, off[lasts].tolist(), strict=True):
+            self.watermarks[p] = max(mark, t)
+            self.high_offsets[p] = o
+        return True
 
     def advance(self, watermarks: dict[int, float], high_offsets: dict[int, int]) -> None:
         """Take in other processes' watermarks and offsets (from merged summaries)."""

@@ -131,3 +131,40 @@ def test_a_batch_from_scored_events_equals_one_from_the_design_matrix() -> None:
         ObservedBatch.from_events(
             synthetic.spec, events, batch.scores, batch.decisions, [0] * 50, range(50)
         )
+
+
+class LoopOnly(WindowClock):
+    """The clock without its whole-batch shortcut: every batch through the per-partition loop."""
+
+    def _all_fresh_and_open(self, *args: object) -> bool:
+        return False
+
+
+def test_the_whole_batch_shortcut_admits_exactly_as_the_loop() -> None:
+    """Random batches with replays, late events, new partitions and a final window: the
+    same masks, counts, watermarks and offsets with and without the shortcut, and the
+    shortcut taken for most of them."""
+    rng = np.random.default_rng(17)
+    fast, loop = WindowClock(10.0, 2.0, None), LoopOnly(10.0, 2.0, None)
+    high = {p: -1 for p in range(4)}
+    clock_time, taken = 0.0, 0
+    for step in range(400):
+        size = int(rng.integers(1, 40))
+        parts = rng.integers(0, 2 if step < 100 else 4, size)
+        offsets = np.empty(size, dtype=np.int64)
+        for p in np.unique(parts).tolist():
+            rows = np.flatnonzero(parts == p)
+            start = high[p] + 1 - (int(rng.integers(0, 3)) if rng.random() < 0.1 else 0)
+            offsets[rows] = start + np.cumsum(rng.integers(1, 3, rows.size)) - 1
+            high[p] = max(high[p], int(offsets[rows].max()))
+        clock_time += float(rng.exponential(0.5))
+        times = clock_time + rng.normal(0, 0.3, size) - (rng.random(size) < 0.05) * 15.0
+        if step == 300:
+            fast.evaluated_through = loop.evaluated_through = fast.final_through()
+        before = dict(fast.high_offsets), dict(fast.watermarks)
+        taken += fast._all_fresh_and_open(times, parts, offsets)
+        fast.high_offsets, fast.watermarks = before  # undo the probe, then admit for real
+        got, expected = fast.admit(times, parts, offsets), loop.admit(times, parts, offsets)
+        assert got[0].tolist() == expected[0].tolist() and got[1:] == expected[1:]
+        assert fast.watermarks == loop.watermarks and fast.high_offsets == loop.high_offsets
+    assert 100 < taken < 390
