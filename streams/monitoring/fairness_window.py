@@ -48,6 +48,10 @@ Basis = Literal["decisions", "outcomes"]
 _PREFIX = "fairness:"
 
 
+_MAX_NAMES_KEPT = 4096
+"""Group names kept encoded per monitor (a context attribute with endless values is cleared)."""
+
+
 class FairnessMonitor:
     """Group counts of one attribute per window, and the window's FairnessReport."""
 
@@ -69,9 +73,16 @@ class FairnessMonitor:
         self.model = model
         self.clock = clock
         self.cells = 2 if stream == "events" else 6
+        self._names: dict[str, str] = {}
 
     def _name(self, group: str) -> str:
-        return _PREFIX + json.dumps([self.attribute, group])
+        """The group's count vector name (each group's encoded once)."""
+        name = self._names.get(group)
+        if name is None:
+            if len(self._names) >= _MAX_NAMES_KEPT:
+                self._names.clear()
+            name = self._names[group] = _PREFIX + json.dumps([self.attribute, group])
+        return name
 
     def count(
         self, batch: ObservedBatch | LabelledBatch, position: np.ndarray, windows: int

@@ -152,6 +152,40 @@ def _pick(choose: Any, a: float | None, b: float | None) -> float | None:
     return a if b is None else float(choose(a, b))
 
 
+def _offset_ranges(partitions: np.ndarray, offsets: np.ndarray) -> dict[int, tuple[int, int]]:
+    """Each partition's lowest and highest offset."""
+    order = np.argsort(partitions, kind="stable")
+    part, off = partitions[order], offsets[order]
+    starts = np.flatnonzero(np.concatenate([[True], part[1:] != part[:-1]]))
+    lows = np.minimum.reduceat(off, starts).tolist()
+    highs = np.maximum.reduceat(off, starts).tolist()
+    return dict(zip(part[starts].tolist(), zip(lows, highs, strict=True), strict=True))
+
+
+def _per_window(
+    windows: int,
+    position: np.ndarray,
+    times: np.ndarray,
+    partitions: np.ndarray,
+    offsets: np.ndarray,
+) -> tuple[list[dict[int, tuple[int, int]]], np.ndarray, np.ndarray, np.ndarray]:
+    """Per window: each partition's offset range, the events, the first and last time."""
+    order = np.lexsort((offsets, partitions, position))
+    pos_sorted, part_sorted, off_sorted = position[order], partitions[order], offsets[order]
+    breaks = np.flatnonzero((np.diff(pos_sorted) != 0) | (np.diff(part_sorted) != 0)) + 1
+    starts = np.concatenate([[0], breaks])
+    ends = np.concatenate([breaks, [order.size]]) - 1
+    ranges: list[dict[int, tuple[int, int]]] = [{} for _ in range(windows)]
+    for s, e in zip(starts.tolist(), ends.tolist(), strict=True):
+        ranges[int(pos_sorted[s])][int(part_sorted[s])] = (int(off_sorted[s]), int(off_sorted[e]))
+    events = np.bincount(position, minlength=windows)
+    first = np.full(windows, np.inf)
+    last = np.full(windows, -np.inf)
+    np.minimum.at(first, position, times)
+    np.maximum.at(last, position, times)
+    return ranges, events, first, last
+
+
 def split_by_window(
     stream: Stream,
     length: float,
@@ -167,19 +201,13 @@ def split_by_window(
     ``window_ids`` are the sorted distinct ids and ``position`` each event's index into
     them; ``vectors`` hold one row per id; ``times``, ``partitions``, ``offsets`` are per event.
     """
-    order = np.lexsort((offsets, partitions, position))
-    pos_sorted, part_sorted, off_sorted = position[order], partitions[order], offsets[order]
-    breaks = np.flatnonzero((np.diff(pos_sorted) != 0) | (np.diff(part_sorted) != 0)) + 1
-    starts = np.concatenate([[0], breaks])
-    ends = np.concatenate([breaks, [order.size]]) - 1
-    ranges: list[dict[int, tuple[int, int]]] = [{} for _ in window_ids]
-    for s, e in zip(starts.tolist(), ends.tolist(), strict=True):
-        ranges[int(pos_sorted[s])][int(part_sorted[s])] = (int(off_sorted[s]), int(off_sorted[e]))
-    events = np.bincount(position, minlength=window_ids.size)
-    first = np.full(window_ids.size, np.inf)
-    last = np.full(window_ids.size, -np.inf)
-    np.minimum.at(first, position, times)
-    np.maximum.at(last, position, times)
+    if window_ids.size == 1:  # the usual batch: the ranges are each partition's
+        ranges, events = [_offset_ranges(partitions, offsets)], np.array([position.size])
+        first, last = np.array([times.min()]), np.array([times.max()])
+    else:
+        ranges, events, first, last = _per_window(
+            window_ids.size, position, times, partitions, offsets
+        )
     summaries = []
     for j, window_id in enumerate(window_ids.tolist()):
         counts = {name: rows[j] for name, rows in vectors.items() if rows[j].any()}

@@ -15,6 +15,7 @@ from streams.monitoring import (
     ObservedBatch,
 )
 from streams.monitoring.batch import epoch_seconds
+from streams.monitoring.summary import _per_window, split_by_window
 from streams.monitoring.windows import WindowClock
 from tests.support.synthetic import SyntheticModel, feature_rows
 
@@ -168,3 +169,19 @@ def test_the_whole_batch_shortcut_admits_exactly_as_the_loop() -> None:
         assert got[0].tolist() == expected[0].tolist() and got[1:] == expected[1:]
         assert fast.watermarks == loop.watermarks and fast.high_offsets == loop.high_offsets
     assert 100 < taken < 390
+
+
+def test_a_one_window_batch_is_summarised_as_the_general_split_does() -> None:
+    rng = np.random.default_rng(5)
+    for size in (1, 2, 50, 1000):
+        parts = rng.integers(0, 4, size)
+        offsets = rng.permutation(size * 3)[:size].astype(np.int64)
+        times = 1000.0 + rng.random(size)
+        position = np.zeros(size, dtype=np.intp)
+        vectors = {"a": np.array([[1, 0, 2]]), "b": np.array([[0, 0, 0]])}
+        [one] = split_by_window("events", 10.0, np.array([100]), position, vectors, times,
+                                parts, offsets)  # fmt: skip
+        ranges, events, first, last = _per_window(1, position, times, parts, offsets)
+        assert one.offsets == ranges[0] and list(one.offsets) == sorted(ranges[0])
+        assert (one.events, one.first_time, one.last_time) == (events[0], first[0], last[0])
+        assert list(one.counts) == ["a"]
