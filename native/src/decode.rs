@@ -317,6 +317,21 @@ struct Columns<'py> {
     digests: Vec<u8>,
 }
 
+/// One str object per distinct context name and value of a batch: the batch's dicts share
+/// them, so each is made and hashed once (str objects keep their hash).
+type Strings<'py, 'a> = HashMap<&'a str, Bound<'py, PyString>>;
+
+fn intern<'py, 'a>(
+    py: Python<'py>,
+    strings: &mut Strings<'py, 'a>,
+    text: &'a str,
+) -> Bound<'py, PyString> {
+    strings
+        .entry(text)
+        .or_insert_with(|| PyString::new(py, text))
+        .clone()
+}
+
 /// What one batch shares while its records are read.
 struct Batch<'a> {
     features: &'a [Feature],
@@ -331,6 +346,7 @@ struct Batch<'a> {
 fn read<'py, 'a>(
     py: Python<'py>,
     batch: &mut Batch<'a>,
+    strings: &mut Strings<'py, 'a>,
     raw: &'a [u8],
     row: &mut [f64],
     columns: &mut Columns<'py>,
@@ -383,11 +399,14 @@ fn read<'py, 'a>(
                     if count > limits.context_entries
                         || !length_ok(name, limits.name)
                         || !at_most(value, limits.context_value)
-                        || dict.contains(name).ok()?
                     {
                         return None;
                     }
-                    dict.set_item(name, value).ok()
+                    let name = intern(py, strings, name);
+                    if dict.contains(&name).ok()? {
+                        return None;
+                    }
+                    dict.set_item(name, intern(py, strings, value)).ok()
                 })?;
                 context = Some(dict);
                 return Some(());
@@ -504,10 +523,11 @@ pub fn plain_events<'py>(
         limits: &limits,
         values: vec![None; features.len()],
     };
+    let mut strings = Strings::new();
     let mut matrix = vec![0.0; count * width];
     for (i, raw) in slices.iter().enumerate() {
         let row = &mut matrix[i * width..(i + 1) * width];
-        if read(py, &mut batch, raw, row, &mut columns, i).is_none() {
+        if read(py, &mut batch, &mut strings, raw, row, &mut columns, i).is_none() {
             return Ok(None);
         }
     }

@@ -24,7 +24,8 @@ b'{"schema_version":1,"event_id":"e-1","score":0.25,"top":["salary","car"]}'
 The renderer's segments (:func:`streams.core._native.render`) are: ``const`` bytes, ``str``
 (a JSON string per row), ``raw`` (pre-encoded JSON per row), ``f64`` (a float column;
 non-finite is ``null``, as msgspec writes it), ``sha256`` (the hex digest of each row's
-bytes; ``sha256_objects``, of each object of one JSON array of flat objects), ``strmap``
+bytes; ``sha256_objects``, of each object of one JSON array of flat objects;
+``sha256_digests``, each row's digest computed already), ``strmap``
 (an object of str to str per row) and ``items`` (a list of fragments per row, each
 optionally followed by a float: reason codes, top features, contributions).
 """

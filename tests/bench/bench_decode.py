@@ -7,8 +7,12 @@ one process on one core: ``decode_events`` on whole batches, and
 row decodes a batch with one reject in a hundred, to show what rejects cost. For reference:
 the C decode alone (msgspec into the typed mirror, the floor of the batch path), the
 one-by-one loop every batch took before the batch path (and any batch with an unusual value
-still takes), and ``decode_events`` with the event dicts read too (as replay and reports
-read them). The last line printed is one JSON object with the headline figures.
+still takes), ``decode_events`` with the event dicts read too (as replay and reports
+read them). Then what scoring needs besides the ids, the design matrix and the rendered
+input hashes: from ``decode_events`` followed by the vectoriser and the batch's canonical
+JSON, and from ``decode_events`` given the spec, as the engine calls it (the compiled
+reader, which writes both while it reads). The last line printed is one JSON object with
+the headline figures.
 """
 
 from __future__ import annotations
@@ -24,10 +28,12 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from models.datasets import agrawal_events
+from models.datasets import agrawal_events, agrawal_spec
+from models.featurespec import FeatureSpec
 from schemas.contracts import ScoringEvent
-from streams.core import decode
-from streams.core.decode import decode_events
+from streams.core import decode, scoring
+from streams.core._native import render
+from streams.core.decode import EventColumns, decode_events
 from streams.runtime import tune_garbage_collector
 
 
@@ -49,6 +55,15 @@ def pydantic_batch(values: list[bytes]) -> list[ScoringEvent]:
     return [ScoringEvent.model_validate_json(value) for value in values]
 
 
+def with_matrix_and_hashes(columns: EventColumns, spec: FeatureSpec) -> object:
+    """What scoring needs of decoded events besides the ids: the design matrix and the input
+    hashes, rendered (taken from the columns when the compiled reader wrote them)."""
+    X = columns.matrix_for(spec)
+    if X is None:
+        X = scoring._vectorise(spec, columns.features).X
+    return X, render(len(columns), [scoring._input_hashes(columns)])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=1000, help="events per batch")
@@ -63,6 +78,10 @@ def main(argv: list[str] | None = None) -> int:
         mixed[i] = mixed[i].replace(b'"salary":', b'"salary":[1],"_":', 1)
     if len(decode_events(values).events) != len(values):
         print("bench values were rejected", file=sys.stderr)
+        return 1
+    spec = agrawal_spec()
+    if decode_events(values, spec=spec).columns.matrix_for(spec) is None:
+        print("the compiled reader declined the bench values", file=sys.stderr)
         return 1
     if len(decode_events(mixed).rejects) != -(-len(mixed) // 100):
         print("bench rejects were accepted", file=sys.stderr)
@@ -85,6 +104,16 @@ def main(argv: list[str] | None = None) -> int:
         "decode_events_then_dicts": measure(
             lambda: decode_events(values).events, len(values), args.seconds
         ),
+        "decode_vectorise_hash": measure(
+            lambda: with_matrix_and_hashes(decode_events(values).columns, spec),
+            len(values),
+            args.seconds,
+        ),
+        "decode_events_with_spec": measure(
+            lambda: with_matrix_and_hashes(decode_events(values, spec=spec).columns, spec),
+            len(values),
+            args.seconds,
+        ),
     }
     size = sum(map(len, values)) / len(values)
     print(f"{len(values)} Agrawal events per batch, {size:.0f} bytes each, one core")
@@ -105,6 +134,10 @@ def main(argv: list[str] | None = None) -> int:
                 "decode_1pct_rejects_per_s": round(rates["decode_events_1pct_rejects"]),
                 "c_decode_us_per_event": round(1e6 / rates["c_decode_alone"], 3),
                 "one_by_one_us_per_event": round(1e6 / rates["decode_one_by_one"], 3),
+                "decode_vectorise_hash_us_per_event": round(
+                    1e6 / rates["decode_vectorise_hash"], 3
+                ),
+                "with_spec_us_per_event": round(1e6 / rates["decode_events_with_spec"], 3),
                 "speedup": round(speedup, 2),
             }
         )
