@@ -21,6 +21,7 @@ DECLINE = "decline"
 ADVERSE_DECISIONS = frozenset({REVIEW, DECLINE})
 DECISIONS = (APPROVE, REVIEW, DECLINE)
 """The decisions in band order: :meth:`Policy.bands` indexes this."""
+_BY_BAND = np.array(DECISIONS, dtype=object)
 
 
 class Policy(BaseModel):
@@ -54,6 +55,11 @@ class Policy(BaseModel):
         """
         return (scores >= self.review_at).astype(np.intp) + (scores >= self.decline_at)
 
+    @staticmethod
+    def labels(bands: np.ndarray) -> np.ndarray:
+        """The decision label of each band (an object array of str)."""
+        return _BY_BAND[bands]
+
     def decide(self, scores: np.ndarray) -> np.ndarray:
         """Decision label per score, vectorised."""
-        return np.array(DECISIONS, dtype=object)[self.bands(scores)]
+        return self.labels(self.bands(scores))

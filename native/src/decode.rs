@@ -25,7 +25,7 @@ use pyo3::types::{PyBytes, PyDict, PyInt, PyList, PyString, PyTuple};
 
 use sha2::{Digest, Sha256};
 
-use crate::rfc3339::epoch_micros;
+use crate::rfc3339::epoch_seconds;
 use crate::vectorise::{EXACT_INT, Kind, parse_layout};
 
 /// The contract's limits, in the order `streams.core.decode` passes them.
@@ -433,8 +433,7 @@ fn read<'py, 'a>(
     if !length_ok(event_id, limits.id) || !length_ok(entity_id, limits.id) {
         return None;
     }
-    const EXACT: i64 = 1 << 53;
-    let micros = epoch_micros(event_time.as_bytes()).filter(|us| us.abs() < EXACT)?;
+    let seconds = epoch_seconds(event_time.as_bytes())?;
 
     let out = &mut columns.canonical;
     out.clear();
@@ -456,7 +455,7 @@ fn read<'py, 'a>(
     columns
         .contexts
         .push(context.unwrap_or_else(|| PyDict::new(py)));
-    columns.seconds.push(micros as f64 / 1e6);
+    columns.seconds.push(seconds);
     if versioned {
         columns.versioned.push(index);
     }

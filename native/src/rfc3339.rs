@@ -12,7 +12,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyList, PyString};
 
 /// Microseconds since the epoch, or None if `text` does not pass the check.
-pub(crate) fn epoch_micros(text: &[u8]) -> Option<i64> {
+fn epoch_micros(text: &[u8]) -> Option<i64> {
     let digit = |i: usize| -> Option<i64> {
         let b = *text.get(i)?;
         b.is_ascii_digit().then(|| i64::from(b - b'0'))
@@ -92,17 +92,25 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
 /// lies too far from 1970 to be divided exactly (the caller then reads them one by one).
 #[pyfunction]
 pub fn rfc3339_seconds(times: &Bound<'_, PyList>) -> PyResult<Option<Vec<f64>>> {
-    const EXACT: i64 = 1 << 53;
     let mut seconds = Vec::with_capacity(times.len());
     for item in times.iter() {
         let text = item.cast::<PyString>()?;
         let Ok(text) = text.to_str() else {
             return Ok(None);
         };
-        match epoch_micros(text.as_bytes()) {
-            Some(us) if us.abs() < EXACT => seconds.push(us as f64 / 1e6),
-            _ => return Ok(None),
+        match epoch_seconds(text.as_bytes()) {
+            Some(s) => seconds.push(s),
+            None => return Ok(None),
         }
     }
     Ok(Some(seconds))
+}
+
+/// `text`'s epoch seconds as Python reads them, or None if it does not pass the check or lies
+/// too far from 1970 for its microseconds to be divided exactly.
+pub(crate) fn epoch_seconds(text: &[u8]) -> Option<f64> {
+    const EXACT: i64 = 1 << 53;
+    epoch_micros(text)
+        .filter(|us| us.abs() < EXACT)
+        .map(|us| us as f64 / 1e6)
 }

@@ -39,16 +39,15 @@ decides every other batch. A malformed layout or buffer raises ``ValueError``/``
 ``plain_events(raws, layout, limits, out)`` reads the records ``raws`` (a list of bytes) into
 ``out``, a writable C-contiguous float64 buffer of ``len(raws) x width`` laid out by
 ``layout`` as for ``dense_rows``, and returns ``(event_ids, entity_ids, event_times,
-contexts, seconds, versioned, canonical)``: the events' ids, times as received, context
-dicts (``{}`` when absent), times in epoch seconds (as ``rfc3339_seconds`` gives them), the
+contexts, seconds, versioned, digests)``: the events' ids, times as received, context dicts
+(``{}`` when absent), times in epoch seconds (as ``rfc3339_seconds`` gives them), the
 indices of the events that carry ``schema_version``, and each event's 32-byte sha256 of its
 features with sorted keys as ``orjson.dumps(features, option=OPT_SORT_KEYS)`` writes them,
-one after the other. It
-returns None (``out`` then holds no meaning) unless every record is plain: see
-``native/src/decode.rs``; the typed mirror of ``streams.core.decode`` then gives the same
-fields and ``dense_rows`` the same matrix. ``limits`` are the contract's ``(MAX_ID_LENGTH,
-MAX_FEATURE_NAME_LENGTH, MAX_FEATURES, MAX_FEATURE_STRING_LENGTH, MAX_CONTEXT_ENTRIES,
-MAX_CONTEXT_VALUE_LENGTH)``.
+one after the other. It returns None (``out`` then holds no meaning) unless every record
+is plain: see ``native/src/decode.rs``; the typed mirror of ``streams.core.decode`` then
+gives the same fields and ``dense_rows`` the same matrix. ``limits`` are the contract's
+``(MAX_ID_LENGTH, MAX_FEATURE_NAME_LENGTH, MAX_FEATURES, MAX_FEATURE_STRING_LENGTH,
+MAX_CONTEXT_ENTRIES, MAX_CONTEXT_VALUE_LENGTH)``.
 
 Everything is checked before a line is rendered: a list or buffer of the wrong length, shape,
 dtype or layout, a fragment index or count out of range, an unknown tag or a malformed tuple

@@ -532,6 +532,15 @@ def decode_events(
     return _decode_each(values, max_bytes) if batch is None else batch
 
 
+def _bytes_within(values: Sequence[bytes | None], max_bytes: int) -> list[bytes] | None:
+    """``values`` as a list if there are some and each is bytes (not a subclass) within
+    ``max_bytes``, as a batch path needs them; else None."""
+    if not values or not _ONLY_BYTES.issuperset(map(type, values)):
+        return None
+    raws = cast("list[bytes]", values if type(values) is list else list(values))
+    return raws if max(map(len, raws)) <= max_bytes else None
+
+
 def _decode_plain(
     values: Sequence[bytes | None], max_bytes: int, spec: FeatureSpec
 ) -> DecodedBatch | None:
@@ -542,10 +551,8 @@ def _decode_plain(
     Nothing is rejected here, and the accepted events are those :func:`_decode_ordinary`
     would accept, with the same fields; the tests hold the two to that.
     """
-    if not values or not _ONLY_BYTES.issuperset(map(type, values)):
-        return None
-    raws = cast("list[bytes]", values if type(values) is list else list(values))
-    if max(map(len, raws)) > max_bytes:
+    raws = _bytes_within(values, max_bytes)
+    if raws is None:
         return None
     X = np.empty((len(raws), len(spec.columns)))
     read = plain_events(raws, spec.layout, _LIMITS, X)
@@ -573,10 +580,8 @@ def _decode_ordinary(values: Sequence[bytes | None], max_bytes: int) -> DecodedB
     a timestamp the fast check refuses, a refused value the contract accepts after all (an
     unusual spelling), or more than :data:`_MAX_JUDGED` refused values.
     """
-    if not values or not _ONLY_BYTES.issuperset(map(type, values)):
-        return None
-    raws = cast("Sequence[bytes]", values)
-    if max(map(len, raws)) > max_bytes:
+    raws = _bytes_within(values, max_bytes)
+    if raws is None:
         return None
     mirrored = _mirror(raws)
     if mirrored is None:

@@ -43,7 +43,6 @@ from streams.core.wire import Template, as_dicts, encoded
 _SORTED = orjson.OPT_SORT_KEYS
 _CANONICAL = partial(orjson.dumps, option=_SORTED)
 """The canonical JSON of the features, whose sha256 is a decision's ``input_hash``."""
-_LABELS = np.array(DECISIONS, dtype=object)
 _ADVERSE_BAND = np.array([decision in ADVERSE_DECISIONS for decision in DECISIONS])
 REASON_MIN_SHARE = 0.05
 """A reason carries at least this share of the sum of the event's positive contributions."""
@@ -201,7 +200,7 @@ def _build(
     policy = model.policy
     scores = model.score(raw)
     bands = policy.bands(scores)
-    labels: list[str] = _LABELS[bands].tolist()
+    labels: list[str] = policy.labels(bands).tolist()
     count = len(labels)
     scored_at = datetime.now(UTC)
     latency = max(0.0, (scored_at.timestamp() - received) * 1000.0)

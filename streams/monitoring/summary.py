@@ -32,6 +32,7 @@ from typing import Any, Literal
 import numpy as np
 
 from schemas.errors import MonitoringError
+from streams.monitoring.windows import partition_runs
 
 Stream = Literal["events", "labels"]
 SUMMARY_VERSION = 1
@@ -154,9 +155,8 @@ def _pick(choose: Any, a: float | None, b: float | None) -> float | None:
 
 def _offset_ranges(partitions: np.ndarray, offsets: np.ndarray) -> dict[int, tuple[int, int]]:
     """Each partition's lowest and highest offset."""
-    order = np.argsort(partitions, kind="stable")
+    order, starts = partition_runs(partitions)
     part, off = partitions[order], offsets[order]
-    starts = np.flatnonzero(np.concatenate([[True], part[1:] != part[:-1]]))
     lows = np.minimum.reduceat(off, starts).tolist()
     highs = np.maximum.reduceat(off, starts).tolist()
     return dict(zip(part[starts].tolist(), zip(lows, highs, strict=True), strict=True))

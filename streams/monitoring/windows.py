@@ -33,6 +33,19 @@ import math
 import numpy as np
 
 
+def partition_runs(partitions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The events ordered by partition, stably (``order``), and where each partition's run
+    starts in that order (``starts``, one per partition present, in partition order).
+
+    >>> order, starts = partition_runs(np.array([2, 0, 2, 1]))
+    >>> order.tolist(), starts.tolist()
+    ([1, 3, 0, 2], [0, 1, 2])
+    """
+    order = np.argsort(partitions, kind="stable")
+    ordered = partitions[order]
+    return order, np.flatnonzero(np.concatenate([[True], ordered[1:] != ordered[:-1]]))
+
+
 class WindowClock:
     """Window ids, watermarks and offsets of one stream (events or labels)."""
 
@@ -96,12 +109,10 @@ class WindowClock:
         rise from above its highest one, and the earliest window end (with lateness) is past
         every time and watermark, so no event is a replay or late. If so, the watermarks and
         offsets are updated as :meth:`admit`'s loop would; if not, nothing is changed."""
-        order = np.argsort(partitions, kind="stable")
+        order, starts = partition_runs(partitions)
         part, off = partitions[order], offsets[order]
-        same = part[1:] == part[:-1]
-        if not np.all((off[1:] > off[:-1]) | ~same):
+        if not np.all((off[1:] > off[:-1]) | (part[1:] != part[:-1])):
             return False
-        starts = np.flatnonzero(np.concatenate([[True], ~same]))
         lasts = np.concatenate([starts[1:] - 1, [order.size - 1]])
         present = part[starts].tolist()
         marks = [self.watermarks.get(p, -math.inf) for p in present]
